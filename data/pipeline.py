@@ -1,0 +1,226 @@
+"""tf.data builders: decode → channels → resample (in-graph) → normalise → cache → crop → batch.
+
+    prepared = prepare("dataset/digits", params.data)      # decodes once, caches, reports skips
+    print(prepared.report.summary())
+    ds = make_dataset(prepared, params.data, seed=0)        # {"audio": [B, crop, C], "label", "caption"}
+
+The decoded, resampled, normalised clips are saved with tf.data's save() under
+dataset/cache/<fingerprint>, the fingerprint covering every file (path, size, mtime, label,
+caption) and every data parameter that changes the decoded audio; a changed file or parameter
+makes a new cache, a crash mid-build leaves none. Cropping and shuffling draw from
+tf.data.Dataset.random and seeded shuffles, so the iterator (and its checkpoint) is
+deterministic.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from data import audio_io, filters
+from data.sources import DataError, SourceReport, find_sources
+
+CACHE_VERSION = 1
+DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "dataset" / "cache"
+MAX_RATIO_TERM = 20_000   # a resampling ratio L/M with L or M above this is "impossible"
+
+
+@dataclasses.dataclass
+class Prepared:
+    path: str                  # the tf.data cache directory
+    report: SourceReport       # files used and skipped
+    num_clips: int
+    seconds: float             # at the model rate, after skips
+    channels: int
+    from_cache: bool
+
+
+def _fingerprint(report: SourceReport, dp) -> str:
+    h = hashlib.sha256()
+    keys = {"version": CACHE_VERSION, "sample_rate": dp.sample_rate, "channels": dp.channels,
+            "normalize": dp.normalize, "level": dp.normalize_level_db}
+    h.update(json.dumps(keys, sort_keys=True).encode())
+    for s in sorted(report.sources, key=lambda s: s.path):
+        st = os.stat(s.path)
+        h.update(json.dumps([os.path.abspath(s.path), st.st_size, st.st_mtime_ns, s.label,
+                             s.caption]).encode())
+    return h.hexdigest()[:20]
+
+
+def _check_ratio(source, new_rate):
+    import math
+    g = math.gcd(source.info.sample_rate, new_rate)
+    if max(source.info.sample_rate, new_rate) // g > MAX_RATIO_TERM:
+        raise DataError(f"{source.path}: cannot resample {source.info.sample_rate} Hz to "
+                        f"{new_rate} Hz (ratio {new_rate // g}/{source.info.sample_rate // g} "
+                        f"is impossibly fine)")
+
+
+def _normalize(audio, dp):
+    if dp.normalize == "none":
+        return audio
+    target = 10.0 ** (dp.normalize_level_db / 20.0)
+    if dp.normalize == "peak":
+        level = tf.reduce_max(tf.abs(audio))
+    else:
+        level = tf.sqrt(tf.reduce_mean(tf.square(audio)))
+    return tf.clip_by_value(audio * (target / tf.maximum(level, 1e-9)), -1.0, 1.0)
+
+
+def _decoded(sources, rate, dp):
+    """One tf.data pipeline for the files of one sample rate (the resampler is per ratio)."""
+    columns = {
+        "path": [s.path for s in sources],
+        "decoder": [s.info.decoder for s in sources],
+        "channels": [s.info.channels for s in sources],
+        "label": np.array([s.label for s in sources], np.int32),
+        "caption": [s.caption for s in sources],
+    }
+
+    def load(row):
+        audio = audio_io.decode(row["path"], row["decoder"], row["channels"])
+        if dp.channels == "mono":
+            audio = tf.reduce_mean(audio, axis=-1, keepdims=True)
+        audio = filters.resample(audio, rate, dp.sample_rate, axis=0)
+        peak = tf.reduce_max(tf.abs(audio))
+        finite = tf.reduce_all(tf.math.is_finite(audio))
+        return {"path": row["path"], "label": row["label"], "caption": row["caption"],
+                "audio": _normalize(audio, dp), "peak": peak, "finite": finite}
+
+    ds = tf.data.Dataset.from_tensor_slices(columns)
+    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
+
+
+def _validated(report: SourceReport, dp, failure: list):
+    """Yields cache rows; records skips in `report`; stores a DataError in `failure`."""
+    by_rate = defaultdict(list)
+    for s in report.sources:
+        by_rate[s.info.sample_rate].append(s)
+    kept = []
+    for rate, sources in sorted(by_rate.items()):
+        seen = set()
+        for row in _decoded(sources, rate, dp).as_numpy_iterator():
+            path = row["path"].decode()
+            seen.add(path)
+            length = row["audio"].shape[0]
+            if not row["finite"]:
+                failure.append(DataError(f"{path}: contains NaN or Inf samples"))
+                return
+            if row["peak"] < 1e-6:
+                report.skip(path, "all-silent")
+                continue
+            if length < dp.crop_samples:
+                message = f"shorter than the crop ({length} < {dp.crop_samples} samples at " \
+                          f"{dp.sample_rate} Hz)"
+                if dp.short_clips == "error":
+                    failure.append(DataError(f"{path}: {message}; set data.short_clips=pad "
+                                             f"or skip"))
+                    return
+                if dp.short_clips == "skip":
+                    report.skip(path, message)
+                    continue
+            kept.append(path)
+            yield {k: row[k] for k in ("audio", "label", "caption")}
+        for s in sources:
+            if s.path not in seen:
+                report.skip(s.path, "cannot be decoded (corrupt or truncated)")
+    kept = set(kept)
+    report.sources = [s for s in report.sources if s.path in kept]
+
+
+def prepare(data, dp, cache_root=None, rebuild: bool = False) -> Prepared:
+    """Probes `data`, then decodes it once into the cache (or reuses a matching cache)."""
+    report = find_sources(data)
+    channel_counts = {s.info.channels for s in report.sources}
+    if dp.channels == "keep" and len(channel_counts) > 1:
+        raise DataError(f"{data}: files have different channel counts {sorted(channel_counts)}; "
+                        f"use data.channels=mono")
+    for s in report.sources:
+        _check_ratio(s, dp.sample_rate)
+    channels = 1 if dp.channels == "mono" else channel_counts.pop()
+    root = Path(cache_root or os.environ.get("AUDIO_DIFFUSION_CACHE", DEFAULT_CACHE))
+    final = root / _fingerprint(report, dp)
+    meta_file = final / "prepared.json"
+    if meta_file.is_file() and not rebuild:
+        meta = json.loads(meta_file.read_text())
+        report.skipped = [tuple(x) for x in meta["skipped"]]
+        dropped = {p for p, _ in report.skipped}
+        report.sources = [s for s in report.sources if s.path not in dropped]
+        return Prepared(str(final), report, meta["num_clips"], meta["seconds"], channels, True)
+
+    failure: list = []
+    spec = {"audio": tf.TensorSpec([None, channels], tf.float32),
+            "label": tf.TensorSpec([], tf.int32), "caption": tf.TensorSpec([], tf.string)}
+    ds = tf.data.Dataset.from_generator(lambda: _validated(report, dp, failure),
+                                        output_signature=spec)
+    tmp = root / f".tmp-{uuid.uuid4().hex}"
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        ds.save(str(tmp))
+        if failure:
+            raise failure[0]
+        if not report.sources:
+            raise DataError(f"{data}: no usable audio (all {len(report.skipped)} files skipped, "
+                            f"e.g. {report.skipped[0][0]}: {report.skipped[0][1]})")
+        loaded = tf.data.Dataset.load(str(tmp))
+        lengths = [n for n in loaded.map(lambda r: tf.shape(r["audio"])[0]).as_numpy_iterator()]
+        meta = {"num_clips": len(lengths), "seconds": sum(lengths) / dp.sample_rate,
+                "skipped": report.skipped, "data": str(data)}
+        (tmp / "prepared.json").write_text(json.dumps(meta, indent=1))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)                          # atomic publish of a complete cache
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return Prepared(str(final), report, meta["num_clips"], meta["seconds"], channels, False)
+
+
+def _crop_random(row, seed, crop):
+    audio = row["audio"]
+    length = tf.shape(audio)[0]
+    audio = tf.pad(audio, [[0, tf.maximum(crop - length, 0)], [0, 0]])
+    span = tf.maximum(length - crop, 0) + 1
+    start = tf.random.stateless_uniform([], tf.stack([seed, seed // 7 + 1]), 0, span, tf.int32)
+    return {**row, "audio": audio[start:start + crop]}
+
+
+def _crop_fixed(row, crop):
+    audio = row["audio"]
+    length = tf.shape(audio)[0]
+    audio = tf.pad(audio, [[0, tf.maximum(crop - length, 0)], [0, 0]])
+    windows = tf.signal.frame(audio, crop, crop, axis=0)   # the seed's splits; tail dropped
+    n = tf.shape(windows)[0]
+    return tf.data.Dataset.from_tensor_slices({
+        "audio": windows, "label": tf.fill([n], row["label"]),
+        "caption": tf.fill([n], row["caption"])})
+
+
+def make_dataset(prepared: Prepared, dp, seed: int = 0, repeat: bool = True,
+                 batch_size: int | None = None) -> tf.data.Dataset:
+    """Batches of {"audio": [B, crop, C] float32, "label": [B] int32, "caption": [B] string}."""
+    crop = dp.crop_samples
+    ds = tf.data.Dataset.load(prepared.path)
+    if dp.crop == "fixed":
+        ds = ds.flat_map(lambda row: _crop_fixed(row, crop))
+        ds = ds.shuffle(dp.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+    else:
+        ds = ds.shuffle(dp.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        seeds = tf.data.Dataset.random(seed=seed).map(lambda s: s % (2 ** 31))
+        ds = tf.data.Dataset.zip(ds, seeds).map(
+            lambda row, s: _crop_random(row, s, crop), num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True)
+    ds = ds.batch(batch_size or dp.batch_size, drop_remainder=repeat)
+    return ds.prefetch(tf.data.AUTOTUNE)

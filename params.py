@@ -1,0 +1,295 @@
+"""Every hyperparameter of the project: typed, validated sections, named presets, JSON round trip.
+
+    params = get_preset("tiny")
+    params = apply_overrides(params, ["network.residual_channels=32", "batch_size=8"])
+    params.save(run_dir / "params.json");  Params.load(run_dir / "params.json")
+
+A key is `section.name` or, when the name is unique across sections, just `name`.
+Bad keys and values raise ParamsError with a one-line message naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ParamsError(ValueError):
+    """A bad hyperparameter key or value (the message names it)."""
+
+
+@dataclass
+class DataParams:
+    sample_rate: int = 16000          # model rate; audio is resampled to it in-graph
+    crop_samples: int = 16000         # clip length fed to the model (at the model rate)
+    crop: str = "random"              # random: a random window per epoch | fixed: tiled splits
+    short_clips: str = "pad"          # a file shorter than the crop: pad (zeros) | skip | error
+    normalize: str = "peak"           # none | peak | rms
+    normalize_level_db: float = -1.0  # target peak (or RMS) level in dBFS
+    channels: str = "mono"            # mono (average) | keep
+    batch_size: int = 16              # global batch (split across replicas)
+    shuffle_buffer: int = 512
+    cache: bool = True                # decoded, resampled audio cached under dataset/cache
+
+    def validate(self):
+        _positive(self, "sample_rate", "crop_samples", "batch_size",
+                  "shuffle_buffer")
+        _choice(self, "crop", ("random", "fixed"))
+        _choice(self, "short_clips", ("pad", "skip", "error"))
+        _choice(self, "normalize", ("none", "peak", "rms"))
+        _choice(self, "channels", ("mono", "keep"))
+        if not -100.0 <= self.normalize_level_db <= 0.0:
+            raise ParamsError(f"data.normalize_level_db must be in [-100, 0] dBFS, "
+                              f"got {self.normalize_level_db}")
+        if self.sample_rate > 384_000:
+            raise ParamsError(f"data.sample_rate must be <= 384000 Hz, got {self.sample_rate}")
+
+
+@dataclass
+class DiffWaveParams:
+    residual_layers: int = 30         # L
+    residual_channels: int = 64       # C
+    dilation_cycle: int = 10          # dilation 2^(i mod cycle)
+    conditioning: str = "none"        # none | class | mel
+    num_classes: int = 10             # class-conditional: label embedding size
+    n_mels: int = 80                  # mel-conditional (vocoder) input bands
+    hop_length: int = 256             # mel frame hop = upsampler factor (two ×√hop stages)
+
+    def validate(self):
+        _positive(self, "residual_layers", "residual_channels", "dilation_cycle",
+                  "num_classes", "n_mels", "hop_length")
+        _choice(self, "conditioning", ("none", "class", "mel"))
+
+
+@dataclass
+class DiffusionParams:
+    num_steps: int = 50               # T
+    beta_start: float = 1e-4          # β₁
+    beta_end: float = 0.05            # β_T (linear schedule)
+    inference_betas: tuple = (1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5)  # DiffWave fast schedule
+    loss: str = "l1"                  # l1 (DiffWave reference) | l2 on ε
+
+    def validate(self):
+        _positive(self, "num_steps")
+        if not 0.0 < self.beta_start <= self.beta_end < 1.0:
+            raise ParamsError(f"diffusion: need 0 < beta_start <= beta_end < 1, got "
+                              f"beta_start={self.beta_start}, beta_end={self.beta_end}")
+        if not self.inference_betas or not all(0.0 < b < 1.0 for b in self.inference_betas):
+            raise ParamsError(f"diffusion.inference_betas must be values in (0, 1), "
+                              f"got {list(self.inference_betas)}")
+        _choice(self, "loss", ("l1", "l2"))
+
+
+@dataclass
+class TrainParams:
+    learning_rate: float = 2e-4
+    warmup_steps: int = 0
+    grad_clip_norm: float = 1e9       # global-norm clip; the norm is logged either way
+    ema_decay: float = 0.999
+    mixed_precision: bool = False     # bf16 on CPU, fp16 + loss scaling on GPU
+    seed: int = 0
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    audio_every: int = 5000
+    max_steps: int = 1_000_000
+
+    def validate(self):
+        _positive(self, "learning_rate", "grad_clip_norm", "checkpoint_every",
+                  "keep_checkpoints", "log_every", "audio_every", "max_steps")
+        _nonnegative(self, "warmup_steps", "seed")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ParamsError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+NETWORKS = {"diffwave": DiffWaveParams}   # model family → its network section
+
+
+@dataclass
+class Params:
+    model: str = "diffwave"
+    data: DataParams = field(default_factory=DataParams)
+    network: typing.Any = field(default_factory=DiffWaveParams)
+    diffusion: DiffusionParams = field(default_factory=DiffusionParams)
+    train: TrainParams = field(default_factory=TrainParams)
+
+    SECTIONS = ("data", "network", "diffusion", "train")
+
+    def validate(self) -> "Params":
+        if self.model not in NETWORKS:
+            raise ParamsError(f"model must be one of {sorted(NETWORKS)}, got {self.model!r}")
+        if not isinstance(self.network, NETWORKS[self.model]):
+            raise ParamsError(f"network section does not belong to model {self.model!r}")
+        for name in self.SECTIONS:
+            getattr(self, name).validate()
+        return self
+
+    def to_dict(self) -> dict:
+        return {"model": self.model,
+                **{s: dataclasses.asdict(getattr(self, s)) for s in self.SECTIONS}}
+
+    @classmethod
+    def from_dict(cls, raw: dict, where: str = "params") -> "Params":
+        if not isinstance(raw, dict):
+            raise ParamsError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+        unknown = set(raw) - {"model", *cls.SECTIONS}
+        if unknown:
+            raise ParamsError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+        model = raw.get("model", "diffwave")
+        if model not in NETWORKS:
+            raise ParamsError(f"{where}: model must be one of {sorted(NETWORKS)}, got {model!r}")
+        params = cls(model=model, network=NETWORKS[model]())
+        for section in cls.SECTIONS:
+            values = raw.get(section, {})
+            if not isinstance(values, dict):
+                raise ParamsError(f"{where}: {section} must be an object")
+            for key, value in values.items():
+                _set(params, section, key, value, where)
+        try:
+            return params.validate()
+        except ParamsError as e:
+            raise ParamsError(f"{where}: {e}") from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def save(self, path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(self.to_json() + "\n")
+        tmp.replace(path)   # atomic: a crash never leaves half a params file
+
+    @classmethod
+    def load(cls, path) -> "Params":
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ParamsError(f"{path}: no such params file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ParamsError(f"{path}: not valid JSON ({e})") from None
+        return cls.from_dict(raw, where=str(path))
+
+
+def _positive(section, *names):
+    for name in names:
+        value = getattr(section, name)
+        if value <= 0:
+            raise ParamsError(f"{_section_name(section)}.{name} must be > 0, got {value}")
+
+
+def _nonnegative(section, *names):
+    for name in names:
+        value = getattr(section, name)
+        if value < 0:
+            raise ParamsError(f"{_section_name(section)}.{name} must be >= 0, got {value}")
+
+
+def _choice(section, name, choices):
+    value = getattr(section, name)
+    if value not in choices:
+        raise ParamsError(f"{_section_name(section)}.{name} must be one of "
+                          f"{', '.join(choices)}; got {value!r}")
+
+
+def _section_name(section) -> str:
+    return {DataParams: "data", DiffusionParams: "diffusion", TrainParams: "train"}.get(
+        type(section), "network")
+
+
+def _coerce(value, kind, key):
+    """Converts a JSON value or a command-line string to the field's type."""
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if kind is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind is tuple:
+            if isinstance(value, str):
+                value = json.loads(value) if value.strip().startswith("[") else value.split(",")
+            return tuple(float(v) for v in value)
+        if kind is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (TypeError, ValueError, json.JSONDecodeError):
+        pass
+    raise ParamsError(f"{key}: expected {kind.__name__}, got {value!r}")
+
+
+def _set(params: Params, section: str, name: str, value, where="") -> None:
+    target = getattr(params, section)
+    kinds = {f.name: f.type for f in dataclasses.fields(target)}
+    key = f"{section}.{name}"
+    if name not in kinds:
+        raise ParamsError(f"{where + ': ' if where else ''}unknown key {key!r}")
+    kind = {"int": int, "float": float, "str": str, "bool": bool, "tuple": tuple}[kinds[name]]
+    setattr(target, name, _coerce(value, kind, key))
+
+
+def apply_overrides(params: Params, overrides) -> Params:
+    """Applies `key=value` strings (as from --set) to a copy of `params`, then validates."""
+    params = Params.from_dict(params.to_dict())
+    for item in overrides or ():
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ParamsError(f"--set expects key=value, got {item!r}")
+        if "." in key:
+            section, name = key.split(".", 1)
+            if section not in Params.SECTIONS:
+                raise ParamsError(f"unknown key {key!r} (sections: {', '.join(Params.SECTIONS)})")
+        else:
+            owners = [s for s in Params.SECTIONS
+                      if key in {f.name for f in dataclasses.fields(getattr(params, s))}]
+            if not owners:
+                raise ParamsError(f"unknown key {key!r}")
+            if len(owners) > 1:
+                raise ParamsError(f"key {key!r} is ambiguous: use one of "
+                                  f"{', '.join(o + '.' + key for o in owners)}")
+            section, name = owners[0], key
+        _set(params, section, name, value.strip())
+    return params.validate()
+
+
+PRESETS = {
+    # Small enough to train in seconds on 2 CPU cores: tests and the demo.
+    "tiny": {"data": {"crop_samples": 4000, "batch_size": 4, "shuffle_buffer": 64},
+             "network": {"residual_layers": 4, "residual_channels": 16, "dilation_cycle": 4},
+             "diffusion": {"num_steps": 20, "beta_end": 0.05,
+                           "inference_betas": (1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5)},
+             "train": {"learning_rate": 1e-3, "checkpoint_every": 50, "log_every": 10,
+                       "audio_every": 100}},
+    # DiffWave BASE (paper Table 1): 30 layers × 64 channels, cycle 10, T = 50.
+    "base": {},
+    # DiffWave LARGE vocoder: 128 channels, T = 200, fast schedule ends at 0.7.
+    "large": {"network": {"residual_channels": 128},
+              "diffusion": {"num_steps": 200, "beta_end": 0.02,
+                            "inference_betas": (1e-4, 1e-3, 0.01, 0.05, 0.2, 0.7)}},
+    # SC09 unconditional: 36 layers × 256 channels, cycle 12, T = 200, β 1e-4..0.02.
+    "sc09": {"network": {"residual_layers": 36, "residual_channels": 256, "dilation_cycle": 12},
+             "diffusion": {"num_steps": 200, "beta_end": 0.02}},
+}
+
+
+def get_preset(name: str, model: str = "diffwave") -> Params:
+    if name not in PRESETS:
+        raise ParamsError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+    return Params.from_dict({"model": model, **PRESETS[name]}, where=f"preset {name}")
