@@ -31,7 +31,11 @@ _TFIO_KINDS = {("WAV", "PCM_U8"): WAV_U8, ("WAV", "PCM_16"): WAV_16, ("WAV", "PC
 
 
 class AudioError(ValueError):
-    """A file that cannot be used; the message names the file."""
+    """A file that cannot be used (it is skipped and reported); the message names the file."""
+
+
+class RateError(AudioError):
+    """A header sample rate no audio can have: an error, not a skip."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +67,7 @@ def probe(path: str) -> AudioInfo:
     if not os.access(path, os.R_OK):
         raise AudioError(f"{path}: permission denied")
     if not 1 <= info.samplerate <= MAX_SAMPLE_RATE:
-        raise AudioError(f"{path}: impossible sample rate {info.samplerate} Hz")
+        raise RateError(f"{path}: impossible sample rate {info.samplerate} Hz")
     if info.channels < 1:
         raise AudioError(f"{path}: no audio channels")
     if info.frames <= 0:

@@ -100,7 +100,7 @@ def _apply(audio, up, down, num_out, axis):
     other_shape = tf.shape(moved)[:-1]
     length = tf.shape(moved)[-1]
     x = tf.reshape(moved, [-1, 1, length])
-    num_blocks = (num_out + lb - 1) // lb
+    num_blocks = tf.maximum((num_out + lb - 1) // lb, 1)   # ≥ 1 block, even for 0 outputs
     outputs = []
     for pad_left, weights in groups:
         kw, step = weights.shape[:2]

@@ -46,7 +46,9 @@ class Prepared:
 def _fingerprint(report: SourceReport, dp) -> str:
     h = hashlib.sha256()
     keys = {"version": CACHE_VERSION, "sample_rate": dp.sample_rate, "channels": dp.channels,
-            "normalize": dp.normalize, "level": dp.normalize_level_db}
+            "normalize": dp.normalize, "level": dp.normalize_level_db,
+            "short_clips": dp.short_clips,   # skip/error decide which files are kept
+            "crop": dp.crop_samples if dp.short_clips != "pad" else None}
     h.update(json.dumps(keys, sort_keys=True).encode())
     for s in sorted(report.sources, key=lambda s: s.path):
         st = os.stat(s.path)

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from data.audio_io import AUDIO_EXTENSIONS, AudioError, AudioInfo, probe
+from data.audio_io import AUDIO_EXTENSIONS, AudioError, AudioInfo, RateError, probe
 
 
 class DataError(ValueError):
@@ -58,6 +58,8 @@ class SourceReport:
 def _probe_or_skip(report: SourceReport, path: Path, **meta):
     try:
         info = probe(str(path))
+    except RateError as e:
+        raise DataError(str(e)) from None
     except AudioError as e:
         report.skip(path, str(e).split(": ", 1)[-1])
         return
