@@ -31,7 +31,7 @@ class DataParams:
     channels: str = "mono"            # mono (average) | keep
     batch_size: int = 16              # global batch (split across replicas)
     shuffle_buffer: int = 512
-    cache: bool = True                # decoded, resampled audio cached under dataset/cache
+    decoder: str = "auto"             # auto | tfio | soundfile (see data/audio_io.py)
 
     def validate(self):
         _positive(self, "sample_rate", "crop_samples", "batch_size",
@@ -40,6 +40,7 @@ class DataParams:
         _choice(self, "short_clips", ("pad", "skip", "error"))
         _choice(self, "normalize", ("none", "peak", "rms"))
         _choice(self, "channels", ("mono", "keep"))
+        _choice(self, "decoder", ("auto", "tfio", "soundfile"))
         if not -100.0 <= self.normalize_level_db <= 0.0:
             raise ParamsError(f"data.normalize_level_db must be in [-100, 0] dBFS, "
                               f"got {self.normalize_level_db}")

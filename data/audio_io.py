@@ -2,9 +2,14 @@
 
 This is the only module that imports tensorflow_io. Every decoder returns float32 [T, C] in
 [-1, 1]. Formats: WAV 8/16/24/32-bit PCM and 32/64-bit float, FLAC, OGG/Vorbis, MP3.
-tensorflow-io decodes in-graph where it is right; 32-bit integer and 64-bit float WAV (which
-tfio misreads) and every format when tfio's ops cannot load (TF ≥ 2.18) go through soundfile
-in a tf.numpy_function, with one warning for the latter.
+Backends, chosen per file by `probe(path, prefer)`:
+  "tfio"       tensorflow-io, in-graph, for every format it reads right;
+  "soundfile"  libsndfile in a tf.numpy_function (it releases the GIL, so tf.data's parallel
+               map still runs files side by side);
+  "auto"       tfio for WAV, soundfile for FLAC/OGG/MP3, where libsndfile measured 4–7× faster
+               than tfio's decoders on this CPU (benchmarks/bench_pipeline.py prints both).
+32-bit integer and 64-bit float WAV (which tfio misreads) always go through soundfile, and so
+does everything when tfio's ops cannot load (TF ≥ 2.18), with one warning.
 """
 from __future__ import annotations
 
@@ -53,7 +58,10 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
-def probe(path: str) -> AudioInfo:
+DECODER_PREFERENCES = ("auto", "tfio", "soundfile")
+
+
+def probe(path: str, prefer: str = "tfio") -> AudioInfo:
     """Reads the header only. Raises AudioError naming the file for anything unusable."""
     try:
         if os.path.getsize(path) == 0:
@@ -72,8 +80,10 @@ def probe(path: str) -> AudioInfo:
         raise AudioError(f"{path}: no audio channels")
     if info.frames <= 0:
         raise AudioError(f"{path}: empty (0 samples)")
-    decoder = _TFIO_KINDS.get((info.format, info.subtype), SOUNDFILE) if tfio_available() \
-        else SOUNDFILE
+    decoder = SOUNDFILE
+    if prefer == "tfio" or (prefer == "auto" and info.format == "WAV"):
+        decoder = _TFIO_KINDS.get((info.format, info.subtype), SOUNDFILE) if tfio_available() \
+            else SOUNDFILE
     return AudioInfo(path, info.format, info.subtype, int(info.samplerate), int(info.channels),
                      int(info.frames), decoder)
 

@@ -47,7 +47,7 @@ def _fingerprint(report: SourceReport, dp) -> str:
     h = hashlib.sha256()
     keys = {"version": CACHE_VERSION, "sample_rate": dp.sample_rate, "channels": dp.channels,
             "normalize": dp.normalize, "level": dp.normalize_level_db,
-            "short_clips": dp.short_clips,   # skip/error decide which files are kept
+            "decoder": dp.decoder, "short_clips": dp.short_clips,   # skip/error decide which files are kept
             "crop": dp.crop_samples if dp.short_clips != "pad" else None}
     h.update(json.dumps(keys, sort_keys=True).encode())
     for s in sorted(report.sources, key=lambda s: s.path):
@@ -140,7 +140,7 @@ def _validated(report: SourceReport, dp, failure: list):
 
 def prepare(data, dp, cache_root=None, rebuild: bool = False) -> Prepared:
     """Probes `data`, then decodes it once into the cache (or reuses a matching cache)."""
-    report = find_sources(data)
+    report = find_sources(data, dp.decoder)
     channel_counts = {s.info.channels for s in report.sources}
     if dp.channels == "keep" and len(channel_counts) > 1:
         raise DataError(f"{data}: files have different channel counts {sorted(channel_counts)}; "

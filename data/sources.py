@@ -55,9 +55,9 @@ class SourceReport:
         return "\n".join(lines)
 
 
-def _probe_or_skip(report: SourceReport, path: Path, **meta):
+def _probe_or_skip(report: SourceReport, path: Path, decoder: str, **meta):
     try:
-        info = probe(str(path))
+        info = probe(str(path), decoder)
     except RateError as e:
         raise DataError(str(e)) from None
     except AudioError as e:
@@ -66,7 +66,7 @@ def _probe_or_skip(report: SourceReport, path: Path, **meta):
     report.sources.append(Source(info, **meta))
 
 
-def _read_metadata(jsonl: Path, report: SourceReport):
+def _read_metadata(jsonl: Path, report: SourceReport, decoder: str):
     try:
         lines = jsonl.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -89,12 +89,13 @@ def _read_metadata(jsonl: Path, report: SourceReport):
         if not path.is_file():
             report.skip(path, "listed in metadata but missing")
             continue
-        _probe_or_skip(report, path, label=label, caption=caption)
+        _probe_or_skip(report, path, decoder, label=label, caption=caption)
 
 
-def find_sources(data) -> SourceReport:
+def find_sources(data, decoder: str = "auto") -> SourceReport:
     """Lists and probes the audio of `data`: a .jsonl file, or a directory (its
-    metadata.jsonl when it has one at the top, else every audio file below it)."""
+    metadata.jsonl when it has one at the top, else every audio file below it).
+    `decoder` is the backend preference of data.audio_io.probe."""
     data = Path(data)
     if not data.exists():
         raise DataError(f"{data}: no such file or directory")
@@ -104,13 +105,13 @@ def find_sources(data) -> SourceReport:
     if data.is_file():
         if data.suffix != ".jsonl":
             raise DataError(f"{data}: expected a directory of audio or a metadata .jsonl file")
-        _read_metadata(data, report)
+        _read_metadata(data, report, decoder)
     else:
         for root, dirs, files in os.walk(data):
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "cache")
             for name in sorted(files):
                 if name.lower().endswith(AUDIO_EXTENSIONS):
-                    _probe_or_skip(report, Path(root) / name)
+                    _probe_or_skip(report, Path(root) / name, decoder)
     if not report.sources:
         detail = f" ({len(report.skipped)} files skipped, e.g. {report.skipped[0][0]}: " \
                  f"{report.skipped[0][1]})" if report.skipped else ""

@@ -1,0 +1,39 @@
+# Two commands do all the set-up: `make demo` and `make test` (see README.md).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+REQ_HASH := $(shell sha256sum requirements.txt | cut -c1-16)
+STAMP := $(VENV)/.installed-$(REQ_HASH)
+PY := $(VENV)/bin/python
+export TF_CPP_MIN_LOG_LEVEL := 3
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: venv test demo bench dataset clean
+
+venv: $(STAMP)
+
+# (Re)installs when requirements.txt changes; a broken or foreign venv is recreated.
+$(STAMP): requirements.txt
+	@if ! $(PY) -c "import sys; assert sys.version_info[:2] == (3, 11)" 2>/dev/null; then \
+		rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); fi
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip check
+	rm -f $(VENV)/.installed-* && touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+demo: $(STAMP)
+	$(PY) train.py --model diffwave --data dataset/chorales --run runs/demo --preset tiny \
+		--prepare-only
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_pipeline.py
+
+# Regenerates dataset/ from Debian's synthesizers and SoundFont (see dataset/ATTRIBUTION.md).
+dataset:
+	$(PYTHON) -m venv .venv-build && .venv-build/bin/pip install --quiet -r dataset/requirements-build.txt
+	.venv-build/bin/python dataset/build.py
+
+clean:
+	rm -rf runs dataset/cache .pytest_cache
