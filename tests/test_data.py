@@ -246,3 +246,18 @@ def test_bundled_datasets():
                and "cache" not in f.parts)
     assert size <= 15 * 2 ** 20
     assert tf.io.gfile.exists(str(root / "ATTRIBUTION.md"))
+
+
+@pytest.mark.parametrize("name", ["s16.flac", "a.ogg", "s16.wav"])
+def test_decoder_preferences_agree(formats_dir, name):
+    path = str(formats_dir / name)
+    decoded = {}
+    for prefer in ("auto", "tfio", "soundfile"):
+        info = audio_io.probe(path, prefer)
+        decoded[prefer] = audio_io.decode(tf.constant(path), info.decoder, 2).numpy()
+    assert audio_io.probe(path, "soundfile").decoder == audio_io.SOUNDFILE
+    assert audio_io.probe(path, "tfio").decoder != audio_io.SOUNDFILE
+    n = min(len(a) for a in decoded.values())
+    np.testing.assert_allclose(decoded["tfio"][:n], decoded["soundfile"][:n], atol=1e-4)
+    np.testing.assert_array_equal(decoded["auto"], decoded["soundfile" if "wav" not in name
+                                                           else "tfio"])

@@ -1,0 +1,44 @@
+"""train.py as a user runs it: a run directory that describes itself, one-line errors."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_prepare_only_writes_params_and_reports(tmp_path):
+    out = run("--data", str(ROOT / "dataset" / "digits"), "--run", str(tmp_path / "r"),
+              "--preset", "tiny", "--set", "batch_size=3", "--prepare-only")
+    assert out.returncode == 0, out.stderr
+    assert "files" in out.stdout and "batch: audio [3, 4000, 1]" in out.stdout
+    saved = json.loads((tmp_path / "r" / "params.json").read_text())
+    assert saved["data"]["batch_size"] == 3 and saved["network"]["residual_layers"] == 4
+    # Same run again (no preset): reuses the run's params and the cache.
+    again = run("--data", str(ROOT / "dataset" / "digits"), "--run", str(tmp_path / "r"),
+                "--prepare-only")
+    assert again.returncode == 0 and "reused" in again.stdout
+    # Other params for the same run directory: refused, the saved file untouched.
+    clash = run("--data", str(ROOT / "dataset" / "digits"), "--run", str(tmp_path / "r"),
+                "--set", "residual_channels=8", "--prepare-only")
+    assert clash.returncode == 2
+    assert clash.stderr.count("\n") == 1 and "network.residual_channels: 16 → 8" in clash.stderr
+    assert json.loads((tmp_path / "r" / "params.json").read_text()) == saved
+
+
+def test_errors_are_one_line(tmp_path):
+    for args, message in [
+        (["--data", str(tmp_path / "missing"), "--run", str(tmp_path / "a")],
+         "no such file or directory"),
+        (["--data", str(ROOT / "dataset" / "digits"), "--run", str(tmp_path / "b"),
+          "--set", "nonsense=1"], "unknown key 'nonsense'"),
+    ]:
+        out = run(*args, "--prepare-only")
+        assert out.returncode == 2
+        assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1, out.stderr
+        assert message in out.stderr and "Traceback" not in out.stderr
