@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,14 @@ class DiffusionParams:
             raise ParamsError(f"diffusion.inference_betas must be values in (0, 1), "
                               f"got {list(self.inference_betas)}")
         _choice(self, "loss", ("l1", "l2"))
+        # Fast sampling maps each ᾱ'_s onto the training ᾱ_t: the last must not pass ᾱ_T.
+        train_end = math.prod(1.0 - (self.beta_start + (self.beta_end - self.beta_start) *
+                                     i / max(self.num_steps - 1, 1))
+                              for i in range(self.num_steps))
+        if math.prod(1.0 - b for b in self.inference_betas) < train_end - 1e-12:
+            raise ParamsError(f"diffusion.inference_betas {list(self.inference_betas)} add more "
+                              f"noise than the training schedule (ᾱ_T = {train_end:.4g}); "
+                              f"lower them or raise beta_end/num_steps")
 
 
 @dataclass
@@ -274,8 +283,7 @@ PRESETS = {
     # Small enough to train in seconds on 2 CPU cores: tests and the demo.
     "tiny": {"data": {"crop_samples": 4000, "batch_size": 4, "shuffle_buffer": 64},
              "network": {"residual_layers": 4, "residual_channels": 16, "dilation_cycle": 4},
-             "diffusion": {"num_steps": 20, "beta_end": 0.05,
-                           "inference_betas": (1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5)},
+             "diffusion": {"num_steps": 50, "beta_end": 0.05},   # BASE's schedule
              "train": {"learning_rate": 1e-3, "checkpoint_every": 50, "log_every": 10,
                        "audio_every": 100}},
     # DiffWave BASE (paper Table 1): 30 layers × 64 channels, cycle 10, T = 50.

@@ -1,12 +1,11 @@
 """Train a model on a directory of audio or a metadata.jsonl.
 
     python train.py --model diffwave --data dataset/digits --run runs/digits --preset tiny \
-        [--set key=value ...] [--prepare-only]
+        [--set key=value ...] [--steps N] [--strategy auto|mirrored|multiworker|one_device]
 
-The run directory is self-describing: params.json (the validated hyperparameters) is written
-on the first run and must match on every later run with the same directory.
-This version prepares the data (decode, resample, cache, skip report) and shows a batch; the
-DiffWave training loop lands with the DiffWave issue.
+The run directory is self-describing: params.json (the validated hyperparameters), checkpoints/
+and logs/ (TensorBoard). Re-running the same command resumes from the latest checkpoint;
+SIGINT/SIGTERM write a checkpoint and exit 0.
 """
 from __future__ import annotations
 
@@ -17,6 +16,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from data.pipeline import make_dataset, prepare  # noqa: E402
+from data.sources import DataError  # noqa: E402
 from params import NETWORKS, PRESETS, Params, ParamsError, apply_overrides, get_preset  # noqa: E402
 
 
@@ -29,6 +30,12 @@ def parse_args(argv=None):
                    help="hyperparameter preset for a new run (default: base)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one hyperparameter, e.g. --set batch_size=8 (repeatable)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="train until this many steps in total (default: train.max_steps)")
+    p.add_argument("--strategy", default="auto",
+                   choices=["auto", "mirrored", "multiworker", "one_device"])
+    p.add_argument("--cpu-devices", type=int, default=1,
+                   help="split the CPU into N logical devices (test MirroredStrategy on CPU)")
     p.add_argument("--prepare-only", action="store_true",
                    help="decode and cache the data, print a summary and one batch, then stop")
     p.add_argument("--rebuild-cache", action="store_true", help="ignore an existing data cache")
@@ -56,32 +63,81 @@ def resolve_params(args) -> Params:
     return saved
 
 
+def check_labels(prepared, params):
+    """Class-conditional training needs a label in [0, num_classes) on every clip."""
+    if params.network.conditioning != "class":
+        return
+    for source in prepared.report.sources:
+        if not 0 <= source.label < params.network.num_classes:
+            raise DataError(f"{source.path}: label {source.label} is not in [0, "
+                            f"{params.network.num_classes}) (class-conditional model)")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from data.pipeline import make_dataset, prepare
-    from data.sources import DataError
+    if args.steps is not None and args.steps < 0:
+        print(f"error: --steps must be >= 0, got {args.steps}", file=sys.stderr)
+        return 2
+    from diffusion.strategy import StrategyError, configure_cpu_devices, make_strategy
     try:
+        configure_cpu_devices(args.cpu_devices)
         params = resolve_params(args)
         start = time.perf_counter()
         prepared = prepare(args.data, params.data, rebuild=args.rebuild_cache)
-    except (ParamsError, DataError) as e:
+        check_labels(prepared, params)
+        strategy = None if args.prepare_only else make_strategy(args.strategy)
+    except (ParamsError, DataError, StrategyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(prepared.report.summary())
     print(f"cache: {prepared.path} ({'reused' if prepared.from_cache else 'built'} in "
           f"{time.perf_counter() - start:.1f} s): {prepared.num_clips} clips, "
           f"{prepared.seconds:.1f} s at {params.data.sample_rate} Hz, {prepared.channels} ch")
-    batch = next(iter(make_dataset(prepared, params.data, seed=params.train.seed)))
-    audio = batch["audio"].numpy()
-    print(f"batch: audio {list(audio.shape)}, peak {abs(audio).max():.3f}, "
-          f"rms {float((audio ** 2).mean() ** 0.5):.3f}; first caption: "
-          f"{batch['caption'].numpy()[0].decode() or '(none)'}")
-    print(f"params: {os.path.join(args.run, 'params.json')}")
+    dataset = make_dataset(prepared, params.data, seed=params.train.seed)
     if args.prepare_only:
+        audio = next(iter(dataset))["audio"].numpy()
+        print(f"batch: audio {list(audio.shape)}, peak {abs(audio).max():.3f}, "
+              f"rms {float((audio ** 2).mean() ** 0.5):.3f}")
+        print(f"params: {os.path.join(args.run, 'params.json')}")
         return 0
-    print("error: the DiffWave training loop is not in this version yet; use --prepare-only",
-          file=sys.stderr)
-    return 2
+    return run_training(args, params, strategy, dataset)
+
+
+def run_training(args, params, strategy, dataset) -> int:
+    from diffusion.families import family_for
+    from diffusion.samplers import AncestralScheduler, sample
+    from diffusion.trainer import TrainError, Trainer
+    family = family_for(params)
+    until = params.train.max_steps if args.steps is None else args.steps
+    try:
+        trainer = Trainer(family, params, strategy, args.run, dataset)
+        resumed = trainer.restore()
+        model = trainer.model
+        print(f"model: {params.model}, {model.count_params():,} parameters, "
+              f"{strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}); "
+              + (f"resumed at step {resumed}" if resumed else "new run"))
+        status = trainer.train(until, sample_fn=_audio_sampler(family, trainer, params))
+    except TrainError as e:
+        print(f"\nerror: {e}", file=sys.stderr)
+        return 2
+    print(f"{status}: step {trainer.step}; checkpoints in {trainer.manager.directory}; "
+          f"TensorBoard: tensorboard --logdir {os.path.join(args.run, 'logs')}")
+    return 0
+
+
+def _audio_sampler(family, trainer, params):
+    """Two fast-schedule samples of one second for TensorBoard (unconditional/class only)."""
+    if params.network.conditioning == "mel":
+        return None
+    from diffusion.samplers import AncestralScheduler, sample
+    import tensorflow as tf
+    scheduler = AncestralScheduler(trainer.schedule)
+    scheduler.set_timesteps("fast", params.diffusion.inference_betas)
+    cond = {"label": tf.constant([0, 1], tf.int32)} if params.network.conditioning == "class" \
+        else {}
+    shape = [2, params.data.sample_rate, 1]
+    fn = tf.function(lambda: sample(family.denoiser(trainer.model, cond), scheduler, shape, 0))
+    return lambda model: fn().numpy()
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ def test_overrides_dotted_and_bare_keys():
     ("ema_decay=1.5", "train.ema_decay"),
     ("learning_rate=-1", "train.learning_rate must be > 0"),
     ("noequals", "expects key=value"),
+    ("num_steps=20", "inference_betas .* add more noise than the training schedule"),
 ])
 def test_bad_overrides_name_the_key(override, message):
     with pytest.raises(ParamsError, match=message):

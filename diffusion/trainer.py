@@ -1,0 +1,223 @@
+"""The shared training loop: one tf.function step through strategy.run, EMA, checkpoints that
+resume exactly, TensorBoard, and clean stops.
+
+    trainer = Trainer(family, params, strategy, run_dir, dataset)
+    status = trainer.train(until_step=1000)        # "done" | "stopped" (signal) | raises TrainError
+
+Exact resume: the checkpoint holds the model, the EMA weights, the optimizer (with its step),
+the loss scale and the tf.data iterator; every random draw of a step is stateless, keyed by
+(step, replica). A run stopped anywhere and resumed reaches the weights of an uninterrupted one.
+A non-finite loss or gradient stops training before the update, so the last checkpoint is good.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from diffusion.ema import EMA
+from diffusion.objectives import epsilon_loss
+from diffusion.schedule import NoiseSchedule
+from diffusion.strategy import is_chief
+
+
+class TrainError(RuntimeError):
+    """Training cannot go on; the message says why (one line)."""
+
+
+class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """lr · min(1, (step + 1) / warmup): linear warm-up, then constant."""
+
+    def __init__(self, lr, warmup):
+        self.lr, self.warmup = float(lr), int(warmup)
+
+    def __call__(self, step):
+        if self.warmup <= 0:
+            return tf.constant(self.lr)
+        return self.lr * tf.minimum(1.0, (tf.cast(step, tf.float32) + 1.0) / self.warmup)
+
+    def get_config(self):
+        return {"lr": self.lr, "warmup": self.warmup}
+
+
+class Trainer:
+    def __init__(self, family, params, strategy, run_dir, dataset):
+        self.family, self.params, self.strategy = family, params, strategy
+        self.run_dir = str(run_dir)
+        self.chief = is_chief(strategy)
+        tp = params.train
+        self.global_batch = params.data.batch_size
+        self.schedule = NoiseSchedule.from_params(params)
+        fp16 = tp.mixed_precision and tf.config.list_logical_devices("GPU")
+        if tp.mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_float16" if fp16 else "mixed_bfloat16")
+        keras.utils.set_random_seed(tp.seed)      # the initial weights are part of the run
+        with strategy.scope():
+            self.model = family.build_model()
+            self.optimizer = keras.optimizers.Adam(WarmupSchedule(tp.learning_rate,
+                                                                  tp.warmup_steps))
+            self.optimizer.build(self.model.trainable_variables)
+            self.ema = EMA(self.model, tp.ema_decay)
+            # Dynamic loss scale for fp16 (halved on overflow, doubled after 2000 good steps).
+            self.loss_scale = tf.Variable(2.0 ** 15 if fp16 else 1.0, trainable=False)
+            self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = \
+            tf.data.experimental.AutoShardPolicy.DATA
+        self.iterator = iter(strategy.experimental_distribute_dataset(
+            dataset.with_options(options)))
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
+                                              ema=self.ema, loss_scale=self.loss_scale,
+                                              good_steps=self.good_steps, data=self.iterator)
+        # Non-chief workers write to a scratch directory, as tf.distribute prescribes.
+        ckpt_dir = os.path.join(self.run_dir, "checkpoints")
+        if not self.chief:
+            ckpt_dir = os.path.join(self.run_dir, "tmp-workers", f"worker-{self._task_id()}")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir,
+                                                  max_to_keep=tp.keep_checkpoints)
+        self.writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "logs")) \
+            if self.chief else tf.summary.create_noop_writer()
+        self._stop_signal = None
+        self._step_fn = None
+
+    def _task_id(self):
+        return getattr(getattr(self.strategy, "cluster_resolver", None), "task_id", 0)
+
+    @property
+    def step(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+    # --- checkpoints -------------------------------------------------------------------
+    def restore(self) -> int:
+        """Restores the latest checkpoint if there is one; returns the step reached."""
+        latest = self.manager.latest_checkpoint
+        if not latest:
+            return 0
+        try:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        except (tf.errors.OpError, AssertionError, ValueError) as e:
+            reason = str(e).strip().splitlines()[0][:160]
+            raise TrainError(f"{latest}: cannot restore this checkpoint into the run's model "
+                             f"(corrupt, or made with other params): {reason}") from None
+        return self.step
+
+    def save(self) -> str:
+        try:
+            return self.manager.save(checkpoint_number=self.step)
+        except (tf.errors.OpError, OSError) as e:
+            reason = str(e).strip().splitlines()[0][:160]
+            raise TrainError(f"cannot write a checkpoint in {self.manager.directory} ({reason}); "
+                             f"the previous checkpoint is intact") from None
+
+    # --- one step ------------------------------------------------------------------------
+    def _replica_step(self, batch):
+        ctx = tf.distribute.get_replica_context()
+        step = tf.cast(self.optimizer.iterations, tf.int32)
+        seed = tf.stack([step, ctx.replica_id_in_sync_group])        # stateless, per replica
+        x0, cond = self.family.split_batch(batch)
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            per_example = epsilon_loss(self.family.denoiser(self.model, cond, training=True),
+                                       self.schedule, x0, seed, self.params.diffusion.loss)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)
+            scaled = loss * self.loss_scale
+        grads = tape.gradient(scaled, variables)
+        return loss, grads
+
+    def _train_step(self, batch):
+        loss, grads = self.strategy.run(self._replica_step, args=(batch,))
+        sum_ = tf.distribute.ReduceOp.SUM
+        loss = self.strategy.reduce(sum_, loss, axis=None)
+        grads = [self.strategy.reduce(sum_, g, axis=None) / self.loss_scale for g in grads]
+        norm = tf.linalg.global_norm(grads)
+        grads, _ = tf.clip_by_global_norm(grads, self.params.train.grad_clip_norm, use_norm=norm)
+        finite = tf.math.is_finite(norm)
+        if finite:
+            self.optimizer.apply(grads, self.model.trainable_variables)
+            self.ema.update(self.model, self.optimizer.iterations)
+            self.good_steps.assign_add(1)
+            if self.loss_scale > 1.0 and self.good_steps % 2000 == 0:
+                self.loss_scale.assign(self.loss_scale * 2.0)
+        elif self.loss_scale > 1.0:                       # fp16 overflow: skip, shrink the scale
+            self.loss_scale.assign(tf.maximum(self.loss_scale / 2.0, 1.0))
+            self.good_steps.assign(0)
+        return loss, norm, finite
+
+    def run_step(self):
+        if self._step_fn is None:
+            self._step_fn = tf.function(lambda: self._train_step(next(self.iterator)))
+        loss, norm, finite = self._step_fn()
+        return float(loss), float(norm), bool(finite)
+
+    # --- the loop --------------------------------------------------------------------------
+    def _on_signal(self, signum, frame):
+        self._stop_signal = signal.Signals(signum).name
+
+    def train(self, until_step: int, sample_fn=None, log=print) -> str:
+        tp = self.params.train
+        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        audio_per_step = self.global_batch * self.params.data.crop_samples / \
+            self.params.data.sample_rate
+        tty = sys.stdout.isatty()
+        start_step, t0 = self.step, time.perf_counter()
+        try:
+            while self.step < until_step:
+                loss, norm, finite = self.run_step()
+                if not math.isfinite(loss) or (not finite and self.loss_scale <= 1.0):
+                    raise TrainError(f"loss became {loss} (grad norm {norm}) at step {self.step};"
+                                     f" stopped before the update; last good checkpoint: "
+                                     f"{self.manager.latest_checkpoint or 'none'}")
+                step = self.step
+                rate = (step - start_step) / max(time.perf_counter() - t0, 1e-9)
+                line = (f"step {step}/{until_step}  loss {loss:.4f}  grad_norm {norm:.3f}  "
+                        f"{rate:.2f} steps/s  {rate * audio_per_step:.1f} audio-s/s")
+                if step % tp.log_every == 0 or step == until_step:
+                    self._log_scalars(step, loss, norm, rate)
+                    if not tty:
+                        log(line)
+                if tty:
+                    print("\r" + line, end="", flush=True)
+                if sample_fn is not None and step % tp.audio_every == 0:
+                    self._log_audio(step, sample_fn)
+                if step % tp.checkpoint_every == 0:
+                    self.save()
+                if self._stop_signal:
+                    break
+            if tty:
+                print()
+            path = self.save()
+            if self._stop_signal:
+                log(f"{self._stop_signal}: stopped at step {self.step}; checkpoint {path}")
+                return "stopped"
+            return "done"
+        finally:
+            for s, h in handlers.items():
+                signal.signal(s, h)
+            self.writer.flush()
+
+    def _log_scalars(self, step, loss, norm, rate):
+        lr = float(self.optimizer.learning_rate)
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("train/loss", loss)
+            tf.summary.scalar("train/grad_norm", norm)
+            tf.summary.scalar("train/learning_rate", lr)
+            tf.summary.scalar("train/steps_per_second", rate)
+
+    def _log_audio(self, step, sample_fn):
+        with self.ema.swapped(self.model):
+            audio = np.asarray(sample_fn(self.model))          # [N, T, 1] in [-1, 1]
+        if not self.chief:
+            return
+        spec = tf.abs(tf.signal.stft(audio[..., 0], 512, 128))
+        image = tf.math.log(spec + 1e-5)
+        image = (image - tf.reduce_min(image)) / (tf.reduce_max(image) - tf.reduce_min(image))
+        with self.writer.as_default(step=step):
+            tf.summary.audio("samples/audio", audio, self.params.data.sample_rate, max_outputs=2)
+            tf.summary.image("samples/spectrogram",
+                             tf.transpose(image, [0, 2, 1])[:, ::-1, :, None], max_outputs=2)
