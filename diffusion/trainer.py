@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from diffusion.ema import EMA
-from diffusion.objectives import epsilon_loss
+from diffusion.objectives import draw_steps_and_noise, epsilon_loss
 from diffusion.schedule import NoiseSchedule
 from diffusion.strategy import is_chief
 
@@ -67,11 +67,14 @@ class Trainer:
             # Dynamic loss scale for fp16 (halved on overflow, doubled after 2000 good steps).
             self.loss_scale = tf.Variable(2.0 ** 15 if fp16 else 1.0, trainable=False)
             self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = \
-            tf.data.experimental.AutoShardPolicy.DATA
-        self.iterator = iter(strategy.experimental_distribute_dataset(
-            dataset.with_options(options)))
+        # Every worker runs the same seeded pipeline and each replica takes its slice of the
+        # global batch: a plain tf.data iterator, which (unlike a distributed one) checkpoints.
+        replicas = strategy.num_replicas_in_sync
+        if self.global_batch % replicas:
+            raise TrainError(f"data.batch_size={self.global_batch} must be a multiple of the "
+                             f"{replicas} replicas")
+        self.per_replica = self.global_batch // replicas
+        self.iterator = iter(dataset)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
                                               ema=self.ema, loss_scale=self.loss_scale,
                                               good_steps=self.good_steps, data=self.iterator)
@@ -117,14 +120,17 @@ class Trainer:
 
     # --- one step ------------------------------------------------------------------------
     def _replica_step(self, batch):
-        ctx = tf.distribute.get_replica_context()
-        step = tf.cast(self.optimizer.iterations, tf.int32)
-        seed = tf.stack([step, ctx.replica_id_in_sync_group])        # stateless, per replica
         x0, cond = self.family.split_batch(batch)
+        # t and ε for the whole global batch, keyed by the step; this replica takes its slice.
+        seed = tf.stack([tf.cast(self.optimizer.iterations, tf.int32), 0])
+        t, noise = draw_steps_and_noise(self.schedule, tf.cast(x0, tf.float32), seed)
+        start = tf.distribute.get_replica_context().replica_id_in_sync_group * self.per_replica
+        mine = lambda v: v[start:start + self.per_replica]  # noqa: E731
+        x0, t, noise, cond = mine(x0), mine(t), mine(noise), {k: mine(v) for k, v in cond.items()}
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             per_example = epsilon_loss(self.family.denoiser(self.model, cond, training=True),
-                                       self.schedule, x0, seed, self.params.diffusion.loss)
+                                       self.schedule, x0, t, noise, self.params.diffusion.loss)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)
             scaled = loss * self.loss_scale
         grads = tape.gradient(scaled, variables)
