@@ -105,7 +105,6 @@ def main(argv=None) -> int:
 
 def run_training(args, params, strategy, dataset) -> int:
     from diffusion.families import family_for
-    from diffusion.samplers import AncestralScheduler, sample
     from diffusion.trainer import TrainError, Trainer
     family = family_for(params)
     until = params.train.max_steps if args.steps is None else args.steps
@@ -136,8 +135,7 @@ def _audio_sampler(family, trainer, params):
     cond = {"label": tf.constant([0, 1], tf.int32)} if params.network.conditioning == "class" \
         else {}
     shape = [2, params.data.sample_rate, 1]
-    fn = tf.function(lambda: sample(family.denoiser(trainer.model, cond), scheduler, shape, 0))
-    return lambda model: fn().numpy()
+    return lambda model: sample(family.denoiser(model, cond), scheduler, shape, 0).numpy()
 
 
 if __name__ == "__main__":

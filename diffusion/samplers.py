@@ -56,14 +56,21 @@ class AncestralScheduler:
         return self.schedule.q_sample(x0, t, noise)
 
 
-def sample(denoise, scheduler, shape, seed: int = 0):
-    """Runs the whole backward process: x_T ~ N(0, I) → x_0. `denoise(x, t [B]) → ε̂`.
-    Reproducible from `seed` (stateless noise, one key per step)."""
-    shape = tf.constant(shape, tf.int32) if not tf.is_tensor(shape) else shape
-    key = tf.constant([seed, 0], tf.int32)
-    x = tf.random.stateless_normal(shape, key)
-    for n in tf.range(scheduler.num_inference_steps - 1, -1, -1):
+def sample(denoise, scheduler, shape, seed: int = 0, progress=None):
+    """Runs the whole backward process x_T ~ N(0, I) → x_0, one compiled step per inference
+    step (one trace for all of them). `denoise(x, t [B]) → ε̂`; `progress(i, total)` is called
+    after each step. Reproducible from `seed` (stateless noise, one key per step)."""
+    shape = tf.constant(shape, tf.int32)
+
+    @tf.function(reduce_retracing=True)
+    def one_step(x, n):
         t = tf.fill(shape[:1], scheduler.model_steps[n])
         noise = tf.random.stateless_normal(shape, tf.stack([seed, n + 1]))
-        x = scheduler.step(denoise(x, t), n, x, noise)
+        return scheduler.step(denoise(x, t), n, x, noise)
+
+    x = tf.random.stateless_normal(shape, tf.constant([seed, 0], tf.int32))
+    for i, n in enumerate(scheduler.timesteps):
+        x = one_step(x, tf.constant(n, tf.int32))
+        if progress is not None:
+            progress(i + 1, scheduler.num_inference_steps)
     return x

@@ -1,0 +1,45 @@
+"""Loading a trained run for sampling (generate.py, export.py).
+
+    params, family, model = load_run("runs/digits", use_ema=True)
+
+The model gets the EMA weights of the latest checkpoint (or the raw weights with use_ema=False).
+Every failure is a RunError with a one-line message naming the run or checkpoint.
+"""
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from diffusion.ema import EMA
+from diffusion.families import family_for
+from params import Params, ParamsError
+
+
+class RunError(ValueError):
+    """A run directory that cannot be used for sampling."""
+
+
+def load_run(run_dir, use_ema: bool = True):
+    run_dir = str(run_dir)
+    if not os.path.isdir(run_dir):
+        raise RunError(f"{run_dir}: no such run directory")
+    try:
+        params = Params.load(os.path.join(run_dir, "params.json"))
+    except ParamsError as e:
+        raise RunError(str(e)) from None
+    latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    if latest is None:
+        raise RunError(f"{run_dir}: no checkpoint yet (train it first)")
+    family = family_for(params)
+    model = family.build_model()
+    ema = EMA(model, params.train.ema_decay)
+    try:
+        tf.train.Checkpoint(model=model, ema=ema).restore(latest).expect_partial() \
+            .assert_existing_objects_matched()
+    except (tf.errors.OpError, AssertionError, ValueError) as e:
+        raise RunError(f"{latest}: cannot restore into a {params.model} with the run's params "
+                       f"({str(e).strip().splitlines()[0][:120]})") from None
+    if use_ema:
+        ema.copy_to(model)
+    return params, family, model
