@@ -23,11 +23,11 @@ $(STAMP): requirements.txt
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
-# Trains the tiny DiffWave on the bundled chorales (~2 min; re-running resumes/finishes),
+# Trains the tiny DiffWave on the bundled chorales (~2 min; re-running resumes or finishes),
 # then writes two generated clips (WAV + spectrogram PNG) to runs/demo/samples.
 demo: $(STAMP)
 	$(PY) train.py --model diffwave --data dataset/chorales --run runs/demo --preset tiny \
-		--steps 800
+		--steps 3000
 	$(PY) generate.py --run runs/demo --seconds 2 --num 2 --out runs/demo/samples
 
 bench: $(STAMP)
