@@ -1,15 +1,20 @@
-"""Backward-process samplers, separate from the network (diffusers' set_timesteps / step split).
+"""Backward-process schedulers, separate from the network (diffusers' set_timesteps / step split).
 
     scheduler = AncestralScheduler(schedule)               # schedule: diffusion.schedule.NoiseSchedule
     scheduler.set_timesteps("fast", inference_betas)       # or "ddpm" (every training step)
+    scheduler = DDIMScheduler(schedule, eta=0.0); scheduler.set_timesteps(10)
     audio = sample(denoise, scheduler, shape=[4, 16000, 1], seed=0)
 
-Ancestral update for inference step n (β'_n, α'_n = 1 − β'_n, ᾱ'_n = Π α'):
-    x ← (x − β'_n / √(1 − ᾱ'_n) · ε_θ(x, t_n)) / √α'_n  + σ_n z     (n > 0)
-with σ_n² = β̃_n = (1 − ᾱ'_{n−1}) / (1 − ᾱ'_n) · β'_n (default) or β'_n, and t_n the network's
-(fractional, for "fast") training step. DDPM uses β' = β and t_n = n; DiffWave's fast sampling
-uses a short β' aligned to fractional steps by NoiseSchedule.fast_steps. Like the reference,
-x is clamped to [−1, 1] after every step.
+Every scheduler walks inference indices n = S−1 … 0; index n has the network step t_n
+(`model_steps`, fractional for "fast"), the cumulative ᾱ_n of its noise level (`alpha_bars`)
+and `step(ε̂, n, x, z)` → x at index n−1 (x₀ after n = 0).
+
+Ancestral (DDPM; DiffWave's fast schedule uses a short β' aligned by NoiseSchedule.fast_steps):
+    x ← (x − β'_n / √(1 − ᾱ'_n) · ε̂) / √α'_n + σ_n z,   σ_n² = β̃_n = (1−ᾱ'_{n−1})/(1−ᾱ'_n)·β'_n
+    (or β'_n), σ_0 = 0, and x clamped to [−1, 1] after every step, as the DiffWave reference.
+DDIM (Song et al. 2020) over a sub-sequence τ of the training steps:
+    x̂₀ = (x − √(1−ᾱ_τn) ε̂)/√ᾱ_τn (clipped to [−1, 1]),  σ_n = η √((1−ᾱ_prev)/(1−ᾱ_τn)) √(1−ᾱ_τn/ᾱ_prev)
+    x ← √ᾱ_prev x̂₀ + √(1 − ᾱ_prev − σ_n²) ε̂ + σ_n z,   ᾱ_prev = ᾱ_τ(n−1) (1 after n = 0)
 """
 from __future__ import annotations
 
@@ -17,7 +22,29 @@ import numpy as np
 import tensorflow as tf
 
 
-class AncestralScheduler:
+class Scheduler:
+    """Shared bookkeeping: inference indices, network steps and noise levels per index."""
+
+    def _set(self, model_steps, alpha_bars):
+        self.num_inference_steps = len(alpha_bars)
+        self.timesteps = np.arange(self.num_inference_steps)[::-1]           # n = S−1 … 0
+        self.alpha_bars = np.asarray(alpha_bars, np.float64)                   # ᾱ_n
+        self.model_steps = tf.constant(model_steps, tf.float32)                # t_n
+        self.tf_alpha_bars = tf.constant(self.alpha_bars, tf.float32)
+
+    def add_noise(self, x0, noise, n):
+        """x at inference index n given x₀: √ᾱ_n x₀ + √(1 − ᾱ_n) z (SDEdit's starting point)."""
+        alpha_bar = self.tf_alpha_bars[n]
+        return tf.sqrt(alpha_bar) * x0 + tf.sqrt(1.0 - alpha_bar) * noise
+
+    def start_index(self, strength: float) -> int:
+        """Inference index to start audio-to-audio from: strength 1 = pure noise, → 0 = input."""
+        if not 0.0 < strength <= 1.0:
+            raise ValueError(f"strength must be in (0, 1], got {strength}")
+        return max(0, int(np.ceil(strength * self.num_inference_steps)) - 1)
+
+
+class AncestralScheduler(Scheduler):
     def __init__(self, schedule, variance: str = "beta_tilde"):
         if variance not in ("beta_tilde", "beta"):
             raise ValueError(f"variance must be beta_tilde or beta, got {variance!r}")
@@ -39,38 +66,138 @@ class AncestralScheduler:
         sigma2 = (1.0 - prev) / (1.0 - alpha_bars) * betas if self.variance == "beta_tilde" \
             else betas.copy()
         sigma2[0] = 0.0                                                        # no noise at n = 0
-        self.num_inference_steps = len(betas)
-        self.timesteps = np.arange(len(betas))[::-1]                           # n = S−1 … 0
-        self.model_steps = tf.constant(steps, tf.float32)                      # t_n
+        self._set(steps, alpha_bars)
         self.c1 = tf.constant(1.0 / np.sqrt(1.0 - betas), tf.float32)          # 1/√α'_n
         self.c2 = tf.constant(betas / np.sqrt(1.0 - alpha_bars), tf.float32)   # β'_n/√(1−ᾱ'_n)
         self.sigma = tf.constant(np.sqrt(sigma2), tf.float32)                  # σ_n
 
     def step(self, eps, n, x, noise):
-        """One ancestral step from inference index n (a scalar int tensor) → x_{n−1}."""
+        """One ancestral step from inference index n (a scalar int tensor) → index n−1."""
         x = self.c1[n] * (x - self.c2[n] * eps) + self.sigma[n] * noise
         return tf.clip_by_value(x, -1.0, 1.0)
 
-    def add_noise(self, x0, noise, t):
-        """q(x_t | x_0) for integer training steps t [B]."""
-        return self.schedule.q_sample(x0, t, noise)
+
+class DDIMScheduler(Scheduler):
+    def __init__(self, schedule, eta: float = 0.0, clip: bool = True):
+        if eta < 0.0:
+            raise ValueError(f"eta must be >= 0, got {eta}")
+        self.schedule, self.eta, self.clip = schedule, float(eta), clip
+        self.set_timesteps(schedule.num_steps)
+
+    def set_timesteps(self, num_steps: int = None, timesteps=None) -> None:
+        """Evenly spaced τ over 0..T−1 (num_steps of them), or an explicit increasing τ."""
+        total = self.schedule.num_steps
+        if timesteps is None:
+            if not 1 <= (num_steps or 0) <= total:
+                raise ValueError(f"DDIM steps must be in 1..{total}, got {num_steps}")
+            timesteps = np.unique(np.round(np.linspace(0, total - 1, num_steps)).astype(int))
+        tau = np.asarray(timesteps, int)
+        if tau.ndim != 1 or not len(tau) or np.any(np.diff(tau) <= 0) or tau[0] < 0 \
+                or tau[-1] >= total:
+            raise ValueError(f"DDIM timesteps must increase within 0..{total - 1}")
+        alpha_bars = self.schedule.alpha_bars[tau]                              # ᾱ_τn
+        prev = np.concatenate([[1.0], alpha_bars[:-1]])                         # ᾱ_τ(n−1)
+        sigma = self.eta * np.sqrt((1 - prev) / (1 - alpha_bars) * (1 - alpha_bars / prev))
+        self._set(tau.astype(np.float64), alpha_bars)
+        self.tf_prev = tf.constant(prev, tf.float32)
+        self.sigma = tf.constant(sigma, tf.float32)                             # σ_n
+
+    def predict_x0(self, eps, n, x):
+        alpha_bar = self.tf_alpha_bars[n]
+        x0 = (x - tf.sqrt(1.0 - alpha_bar) * eps) / tf.sqrt(alpha_bar)          # x̂₀
+        return tf.clip_by_value(x0, -1.0, 1.0) if self.clip else x0
+
+    def step(self, eps, n, x, noise):
+        prev, sigma = self.tf_prev[n], self.sigma[n]
+        direction = tf.sqrt(tf.maximum(1.0 - prev - sigma ** 2, 0.0)) * eps
+        return tf.sqrt(prev) * self.predict_x0(eps, n, x) + direction + sigma * noise
+
+    def invert_step(self, eps, n, x):
+        """Deterministic DDIM inversion, index n−1 → n (ᾱ 1 below index 0): the encoder."""
+        prev = self.tf_prev[n]
+        x0 = (x - tf.sqrt(1.0 - prev) * eps) / tf.sqrt(prev)
+        alpha_bar = self.tf_alpha_bars[n]
+        return tf.sqrt(alpha_bar) * x0 + tf.sqrt(1.0 - alpha_bar) * eps
 
 
-def sample(denoise, scheduler, shape, seed: int = 0, progress=None):
-    """Runs the whole backward process x_T ~ N(0, I) → x_0, one compiled step per inference
-    step (one trace for all of them). `denoise(x, t [B]) → ε̂`; `progress(i, total)` is called
-    after each step. Reproducible from `seed` (stateless noise, one key per step)."""
+def step_noise(shape, seed, n):
+    """z for inference index n: stateless, keyed (seed, n + 1); (seed, 0) is x_T's."""
+    return tf.random.stateless_normal(shape, tf.stack([tf.cast(seed, tf.int32), n + 1]))
+
+
+def initial_noise(shape, seed):
+    return tf.random.stateless_normal(shape, tf.stack([tf.cast(seed, tf.int32), 0]))
+
+
+def sample(denoise, scheduler, shape, seed: int = 0, progress=None, init=None,
+           strength: float = 1.0, noise=None, return_sequence: bool = False):
+    """Runs the backward process, one compiled step per inference step (a single trace).
+
+    From pure noise x_T (drawn from `seed`, or `noise` — e.g. a DDIM encoding), or
+    (audio-to-audio / SDEdit) from `init` noised to the index that `strength` picks.
+    `denoise(x, t [B]) → ε̂`; `progress(i, total)` after each step.
+    Returns x₀, or with return_sequence the list [x_start, …, x₀]. Reproducible per seed.
+    """
     shape = tf.constant(shape, tf.int32)
 
     @tf.function(reduce_retracing=True)
     def one_step(x, n):
         t = tf.fill(shape[:1], scheduler.model_steps[n])
-        noise = tf.random.stateless_normal(shape, tf.stack([seed, n + 1]))
-        return scheduler.step(denoise(x, t), n, x, noise)
+        return scheduler.step(denoise(x, t), n, x, step_noise(shape, seed, n))
 
-    x = tf.random.stateless_normal(shape, tf.constant([seed, 0], tf.int32))
-    for i, n in enumerate(scheduler.timesteps):
+    start = scheduler.num_inference_steps - 1
+    x = initial_noise(shape, seed) if noise is None else tf.convert_to_tensor(noise, tf.float32)
+    if init is not None:
+        start = scheduler.start_index(strength)
+        x = scheduler.add_noise(tf.convert_to_tensor(init, tf.float32), x, start)
+    sequence = [x] if return_sequence else None
+    indices = [n for n in scheduler.timesteps if n <= start]
+    for i, n in enumerate(indices):
+        x = one_step(x, tf.constant(n, tf.int32))
+        if return_sequence:
+            sequence.append(x)
+        if progress is not None:
+            progress(i + 1, len(indices))
+    return sequence if return_sequence else x
+
+
+def encode(denoise, scheduler: DDIMScheduler, x0, progress=None):
+    """DDIM inversion (η = 0): audio x₀ → the noise x_T that DDIM decodes back to ≈ x₀."""
+    x = tf.convert_to_tensor(x0, tf.float32)
+
+    @tf.function(reduce_retracing=True)
+    def one_step(x, n):
+        below = tf.maximum(n - 1, 0)                        # ε̂ at the level x is at now
+        t = tf.fill(tf.shape(x)[:1], scheduler.model_steps[below])
+        return scheduler.invert_step(denoise(x, t), n, x)
+
+    for n in range(scheduler.num_inference_steps):
         x = one_step(x, tf.constant(n, tf.int32))
         if progress is not None:
-            progress(i + 1, scheduler.num_inference_steps)
+            progress(n + 1, scheduler.num_inference_steps)
     return x
+
+
+def chunked(denoise, chunk: int, halo: int):
+    """denoise over overlapping windows: the same ε̂ as the whole-length pass, in bounded memory.
+
+    Each window is a chunk plus `halo` samples each side (clipped at the signal's ends, where
+    the network's own zero padding applies, as in the whole pass); only the chunk is kept.
+    Exact when halo ≥ (receptive_field − 1)/2. Windows run one at a time (parallel_iterations
+    = 1) so only one window's activations are alive.
+    """
+    def run(x, t):
+        length = tf.shape(x)[1]
+        count = (length + chunk - 1) // chunk
+        parts = tf.TensorArray(x.dtype, size=count, infer_shape=False)
+
+        def body(i, parts):
+            start = i * chunk
+            end = tf.minimum(start + chunk, length)
+            low, high = tf.maximum(start - halo, 0), tf.minimum(end + halo, length)
+            eps = denoise(x[:, low:high], t)[:, start - low:end - low]
+            return i + 1, parts.write(i, tf.transpose(eps, [1, 0, 2]))   # time-major pieces
+
+        _, parts = tf.while_loop(lambda i, _: i < count, body, (0, parts), parallel_iterations=1)
+        return tf.transpose(parts.concat(), [1, 0, 2])
+    return run
