@@ -1,10 +1,15 @@
 """Generate audio from a trained run: WAV files and a spectrogram PNG for each.
 
-    python generate.py --run runs/digits --seconds 1 --num 4 --out out/ \
-        [--sampler fast|ddpm] [--seed 0] [--label 7] [--no-ema]
+    python generate.py --run runs/digits --seconds 2.5 --num 4 --out out/ \
+        [--sampler fast|ddpm|ddim] [--steps N] [--eta 0] [--seed 0] [--label 7] \
+        [--mel FILE] [--from-audio FILE --strength 0.5] [--no-ema] [--chunk-seconds 4]
 
 fast: DiffWave's short inference schedule (params diffusion.inference_betas, 6 steps for BASE)
-aligned to fractional training steps; ddpm: ancestral sampling over all T training steps.
+aligned to fractional training steps; ddpm: ancestral sampling over all T training steps;
+ddim: DDIM over --steps evenly spaced training steps with --eta (0 = deterministic).
+--from-audio starts from that audio noised to --strength (audio-to-audio, SDEdit);
+--mel conditions a mel vocoder run on a log-mel (.npy [frames, n_mels]) or an audio file.
+Long clips are denoised in overlapping chunks (exact: the halo covers the receptive field).
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-SAMPLERS = ("fast", "ddpm")
+SAMPLERS = ("fast", "ddpm", "ddim")
 
 
 def parse_args(argv=None):
@@ -27,7 +32,15 @@ def parse_args(argv=None):
     p.add_argument("--num", type=int, default=1, help="number of clips")
     p.add_argument("--out", required=True, help="output directory (created)")
     p.add_argument("--sampler", default="fast", help="fast | ddpm")
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50, ≤ T)")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM η (0 deterministic, 1 DDPM-like)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mel", default=None, help="log-mel .npy or audio file (mel vocoder runs)")
+    p.add_argument("--from-audio", default=None, help="audio file to start from (SDEdit)")
+    p.add_argument("--strength", type=float, default=0.5,
+                   help="with --from-audio: 1 = pure noise, → 0 = keep the input")
+    p.add_argument("--chunk-seconds", type=float, default=4.0,
+                   help="denoise longer clips in exact overlapping chunks (0: never)")
     p.add_argument("--label", type=int, default=None, help="class label (class-conditional)")
     p.add_argument("--ema", dest="ema", action="store_true", default=True,
                    help="sample with the EMA weights (default)")
@@ -41,6 +54,18 @@ def check_args(args, params):
         raise ValueError(f"unknown sampler {args.sampler!r} (choose from {', '.join(SAMPLERS)})")
     if not args.seconds > 0:
         raise ValueError(f"--seconds must be > 0, got {args.seconds}")
+    if args.sampler == "ddim" and args.steps is not None and \
+            not 1 <= args.steps <= params.diffusion.num_steps:
+        raise ValueError(f"--steps must be in 1..{params.diffusion.num_steps} (the run's T), "
+                         f"got {args.steps}")
+    if args.steps is not None and args.sampler != "ddim":
+        raise ValueError(f"--steps applies to --sampler ddim (fast and ddpm have fixed steps)")
+    if args.eta < 0:
+        raise ValueError(f"--eta must be >= 0, got {args.eta}")
+    if args.from_audio is not None and not 0 < args.strength <= 1:
+        raise ValueError(f"--strength must be in (0, 1], got {args.strength}")
+    if args.chunk_seconds < 0:
+        raise ValueError(f"--chunk-seconds must be >= 0, got {args.chunk_seconds}")
     if args.num < 1:
         raise ValueError(f"--num must be >= 1, got {args.num}")
     conditioning = params.network.conditioning
@@ -53,9 +78,36 @@ def check_args(args, params):
                              f"0..{params.network.num_classes - 1}")
     elif args.label is not None:
         raise ValueError(f"{args.run} is not class-conditional; drop --label")
-    if conditioning == "mel":
-        raise ValueError(f"{args.run} is a mel-conditioned vocoder: generation from a mel "
-                         f"spectrogram is not in this version")
+    if conditioning == "mel" and args.mel is None:
+        raise ValueError(f"{args.run} is a mel vocoder: give --mel (a .npy log-mel or an audio "
+                         f"file)")
+    if conditioning != "mel" and args.mel is not None:
+        raise ValueError(f"{args.run} is not mel-conditioned; drop --mel")
+
+
+def read_audio(path, rate):
+    """Mono float32 [T] at `rate` through the project's decoder and resampler."""
+    from data.audio_io import read
+    from data.filters import resample
+    audio, file_rate = read(path)
+    return resample(audio.mean(axis=1), file_rate, rate).numpy()
+
+
+def read_mel(path, params):
+    """[frames, n_mels] from a .npy log-mel or computed from an audio file."""
+    from data.features import log_mel
+    n = params.network
+    if path.endswith(".npy"):
+        try:
+            mel = np.load(path).astype(np.float32)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path}: cannot read ({e})") from None
+        if mel.ndim != 2 or mel.shape[1] != n.n_mels:
+            raise ValueError(f"{path}: expected a [frames, {n.n_mels}] log-mel, got "
+                             f"{list(mel.shape)}")
+        return mel
+    audio = read_audio(path, params.data.sample_rate)
+    return log_mel(audio[None], params.data.sample_rate, n.hop_length, n.n_mels).numpy()[0]
 
 
 def spectrogram_png(audio) -> bytes:
@@ -81,13 +133,38 @@ def main(argv=None) -> int:
     except (RunError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from diffusion.samplers import DDIMScheduler, chunked
     from diffusion.schedule import NoiseSchedule
-    scheduler = AncestralScheduler(NoiseSchedule.from_params(params))
-    if args.sampler == "fast":
-        scheduler.set_timesteps("fast", params.diffusion.inference_betas)
+    schedule = NoiseSchedule.from_params(params)
+    if args.sampler == "ddim":
+        scheduler = DDIMScheduler(schedule, eta=args.eta)
+        scheduler.set_timesteps(args.steps or min(50, schedule.num_steps))
+    else:
+        scheduler = AncestralScheduler(schedule)
+        if args.sampler == "fast":
+            scheduler.set_timesteps("fast", params.diffusion.inference_betas)
     rate = params.data.sample_rate
     length = max(1, int(round(args.seconds * rate)))
-    cond = {"label": tf.fill([args.num], args.label)} if args.label is not None else {}
+    cond, init = {}, None
+    from data.audio_io import AudioError
+    try:
+        if args.label is not None:
+            cond["label"] = tf.fill([args.num], args.label)
+        if args.mel is not None:
+            mel = read_mel(args.mel, params)
+            length = mel.shape[0] * params.network.hop_length
+            cond["mel"] = tf.tile(tf.constant(mel)[None], [args.num, 1, 1])
+        if args.from_audio is not None:
+            audio = read_audio(args.from_audio, rate)
+            length = len(audio)
+            init = np.tile(audio[None, :, None], [args.num, 1, 1])
+    except (AudioError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    denoise = family.denoiser(model, cond)
+    chunk = int(args.chunk_seconds * rate)
+    if chunk and length > 2 * chunk and "mel" not in cond:
+        denoise = chunked(denoise, chunk, (model.receptive_field - 1) // 2)
 
     def progress(i, total):
         if not sys.stderr.isatty():
@@ -97,8 +174,8 @@ def main(argv=None) -> int:
               flush=True)
 
     start = time.perf_counter()
-    audio = sample(family.denoiser(model, cond), scheduler, [args.num, length, 1], args.seed,
-                   progress).numpy()[..., 0]
+    audio = sample(denoise, scheduler, [args.num, length, 1], args.seed, progress, init=init,
+                   strength=args.strength).numpy()[..., 0]
     elapsed = time.perf_counter() - start
     if sys.stderr.isatty():
         print(file=sys.stderr)
@@ -109,8 +186,10 @@ def main(argv=None) -> int:
         with open(base + ".png", "wb") as f:
             f.write(spectrogram_png(clip))
     seconds = args.num * length / rate
+    steps = scheduler.start_index(args.strength) + 1 if init is not None \
+        else scheduler.num_inference_steps
     print(f"wrote {args.num} clip(s) of {length / rate:.2f} s to {args.out} "
-          f"({args.sampler}, {scheduler.num_inference_steps} steps, {elapsed:.1f} s, "
+          f"({args.sampler}, {steps} steps, {elapsed:.1f} s, "
           f"real-time factor {seconds / elapsed:.2f})")
     return 0
 
