@@ -124,8 +124,8 @@ def main(argv=None) -> int:
     import soundfile as sf
     import tensorflow as tf
 
-    from diffusion.inference import RunError, load_run
-    from diffusion.samplers import AncestralScheduler, sample
+    from diffusion.inference import RunError, build_scheduler, load_run
+    from diffusion.samplers import sample
     try:
         params, family, model = load_run(args.run, use_ema=args.ema)
         check_args(args, params)
@@ -133,16 +133,8 @@ def main(argv=None) -> int:
     except (RunError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from diffusion.samplers import DDIMScheduler, chunked
-    from diffusion.schedule import NoiseSchedule
-    schedule = NoiseSchedule.from_params(params)
-    if args.sampler == "ddim":
-        scheduler = DDIMScheduler(schedule, eta=args.eta)
-        scheduler.set_timesteps(args.steps or min(50, schedule.num_steps))
-    else:
-        scheduler = AncestralScheduler(schedule)
-        if args.sampler == "fast":
-            scheduler.set_timesteps("fast", params.diffusion.inference_betas)
+    from diffusion.samplers import chunked
+    scheduler = build_scheduler(params, args.sampler, args.steps, args.eta)
     rate = params.data.sample_rate
     length = max(1, int(round(args.seconds * rate)))
     cond, init = {}, None

@@ -1,6 +1,7 @@
 """Loading a trained run for sampling (generate.py, export.py).
 
     params, family, model = load_run("runs/digits", use_ema=True)
+    scheduler = build_scheduler(params, "fast" | "ddpm" | "ddim", steps=None, eta=0.0)
 
 The model gets the EMA weights of the latest checkpoint (or the raw weights with use_ema=False).
 Every failure is a RunError with a one-line message naming the run or checkpoint.
@@ -43,3 +44,20 @@ def load_run(run_dir, use_ema: bool = True):
     if use_ema:
         ema.copy_to(model)
     return params, family, model
+
+
+def build_scheduler(params, sampler: str, steps=None, eta: float = 0.0):
+    """The scheduler of a run by name (generate.py and export.py share it)."""
+    from diffusion.samplers import AncestralScheduler, DDIMScheduler
+    from diffusion.schedule import NoiseSchedule
+    schedule = NoiseSchedule.from_params(params)
+    if sampler == "ddim":
+        scheduler = DDIMScheduler(schedule, eta=eta)
+        scheduler.set_timesteps(steps or min(50, schedule.num_steps))
+        return scheduler
+    if sampler not in ("fast", "ddpm"):
+        raise ValueError(f"unknown sampler {sampler!r} (choose from fast, ddpm, ddim)")
+    scheduler = AncestralScheduler(schedule)
+    if sampler == "fast":
+        scheduler.set_timesteps("fast", params.diffusion.inference_betas)
+    return scheduler
