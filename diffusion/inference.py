@@ -32,6 +32,10 @@ def load_run(run_dir, use_ema: bool = True):
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
     if latest is None:
         raise RunError(f"{run_dir}: no checkpoint yet (train it first)")
+    if params.train.mixed_precision:      # sample in the precision the run trained in
+        import keras
+        gpu = tf.config.list_logical_devices("GPU")
+        keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
     family = family_for(params)
     model = family.build_model()
     ema = EMA(model, params.train.ema_decay)
