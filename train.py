@@ -34,6 +34,8 @@ def parse_args(argv=None):
                    help="train until this many steps in total (default: train.max_steps)")
     p.add_argument("--strategy", default="auto",
                    choices=["auto", "mirrored", "multiworker", "one_device"])
+    p.add_argument("--local-workers", type=int, default=0,
+                   help="launch N worker processes on 127.0.0.1 (MultiWorkerMirroredStrategy)")
     p.add_argument("--cpu-devices", type=int, default=1,
                    help="split the CPU into N logical devices (test MirroredStrategy on CPU)")
     p.add_argument("--prepare-only", action="store_true",
@@ -78,14 +80,21 @@ def main(argv=None) -> int:
     if args.steps is not None and args.steps < 0:
         print(f"error: --steps must be >= 0, got {args.steps}", file=sys.stderr)
         return 2
+    if args.local_workers > 1:
+        from diffusion.launcher import launch
+        argv = sys.argv[1:] if argv is None else list(argv)
+        i = argv.index("--local-workers")
+        worker_argv = argv[:i] + argv[i + 2:] + ["--strategy", "multiworker"]
+        return launch([os.path.abspath(__file__), *worker_argv], args.local_workers)
     from diffusion.strategy import StrategyError, configure_cpu_devices, make_strategy
     try:
         configure_cpu_devices(args.cpu_devices)
         params = resolve_params(args)
+        # MultiWorkerMirroredStrategy must exist before any other TF op runs.
+        strategy = None if args.prepare_only else make_strategy(args.strategy)
         start = time.perf_counter()
         prepared = prepare(args.data, params.data, rebuild=args.rebuild_cache)
         check_labels(prepared, params)
-        strategy = None if args.prepare_only else make_strategy(args.strategy)
     except (ParamsError, DataError, StrategyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

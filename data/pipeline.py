@@ -177,9 +177,12 @@ def prepare(data, dp, cache_root=None, rebuild: bool = False) -> Prepared:
         meta = {"num_clips": len(lengths), "seconds": sum(lengths) / dp.sample_rate,
                 "skipped": report.skipped, "data": str(data)}
         (tmp / "prepared.json").write_text(json.dumps(meta, indent=1))
-        if final.exists():
+        if final.exists() and rebuild:
             shutil.rmtree(final)
-        tmp.rename(final)                          # atomic publish of a complete cache
+        try:
+            tmp.rename(final)                      # atomic publish of a complete cache
+        except OSError:
+            pass                                   # another process published the same cache
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

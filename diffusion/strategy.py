@@ -16,6 +16,7 @@ import os
 import tensorflow as tf
 
 STRATEGIES = ("auto", "mirrored", "multiworker", "one_device")
+COLLECTIVE_TIMEOUT = 120.0   # seconds; generous for the first step's tracing
 
 
 class StrategyError(ValueError):
@@ -40,22 +41,25 @@ def configure_cpu_devices(count: int) -> None:
 def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     if name not in STRATEGIES:
         raise StrategyError(f"unknown strategy {name!r} (choose from {', '.join(STRATEGIES)})")
+    if name == "multiworker":        # before anything initialises the TF runtime
+        config = os.environ.get("TF_CONFIG")
+        if not config:
+            raise StrategyError("--strategy multiworker needs the TF_CONFIG environment variable")
+        try:
+            json.loads(config)["cluster"]["worker"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise StrategyError("TF_CONFIG must be JSON with cluster.worker and task") from None
+        # Bounded collectives: a dead peer fails the step instead of hanging the job.
+        options = tf.distribute.experimental.CommunicationOptions(
+            timeout_seconds=COLLECTIVE_TIMEOUT)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         return tf.distribute.MirroredStrategy() if gpus else tf.distribute.get_strategy()
     if name == "mirrored":
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
-    if name == "one_device":
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-    config = os.environ.get("TF_CONFIG")
-    if not config:
-        raise StrategyError("--strategy multiworker needs the TF_CONFIG environment variable")
-    try:
-        json.loads(config)["cluster"]["worker"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise StrategyError("TF_CONFIG must be JSON with cluster.worker and task") from None
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
 
 
 def is_chief(strategy) -> bool:

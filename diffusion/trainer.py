@@ -82,8 +82,8 @@ class Trainer:
         ckpt_dir = os.path.join(self.run_dir, "checkpoints")
         if not self.chief:
             ckpt_dir = os.path.join(self.run_dir, "tmp-workers", f"worker-{self._task_id()}")
-        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir,
-                                                  max_to_keep=tp.keep_checkpoints)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, ckpt_dir, max_to_keep=tp.keep_checkpoints if self.chief else 1)
         self.writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "logs")) \
             if self.chief else tf.summary.create_noop_writer()
         self._stop_signal = None
@@ -99,7 +99,8 @@ class Trainer:
     # --- checkpoints -------------------------------------------------------------------
     def restore(self) -> int:
         """Restores the latest checkpoint if there is one; returns the step reached."""
-        latest = self.manager.latest_checkpoint
+        # Every worker restores the chief's checkpoint (the others only write scratch copies).
+        latest = tf.train.latest_checkpoint(os.path.join(self.run_dir, "checkpoints"))
         if not latest:
             return 0
         try:
@@ -174,7 +175,17 @@ class Trainer:
         start_step, t0 = self.step, time.perf_counter()
         try:
             while self.step < until_step:
-                loss, norm, finite = self.run_step()
+                try:
+                    loss, norm, finite = self.run_step()
+                except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                        tf.errors.CancelledError, tf.errors.InternalError) as e:
+                    if self.strategy.num_replicas_in_sync == 1 or not hasattr(
+                            self.strategy, "cluster_resolver"):
+                        raise
+                    raise TrainError(f"lost a worker at step {self.step} "
+                                     f"({str(e).strip().splitlines()[0][:100]}); run the same "
+                                     f"command again to resume from "
+                                     f"{self.manager.latest_checkpoint or 'the start'}") from None
                 if not math.isfinite(loss) or (not finite and self.loss_scale <= 1.0):
                     raise TrainError(f"loss became {loss} (grad norm {norm}) at step {self.step};"
                                      f" stopped before the update; last good checkpoint: "

@@ -32,11 +32,11 @@ def weights(checkpoint):
             if k.startswith(("model/", "ema/", "optimizer/")) and "OBJECT" not in k}
 
 
-def assert_same_weights(a, b, atol=1e-6):
+def assert_same_weights(a, b, atol=1e-6, rtol=1e-7):
     wa, wb = weights(a), weights(b)
     assert wa.keys() == wb.keys() and len(wa) > 20
     for key in wa:
-        np.testing.assert_allclose(wa[key], wb[key], atol=atol, err_msg=key)
+        np.testing.assert_allclose(wa[key], wb[key], atol=atol, rtol=rtol, err_msg=key)
 
 
 @pytest.mark.parametrize("strategy", ["one_device", "mirrored"])
