@@ -33,6 +33,7 @@ class DataParams:
     batch_size: int = 16              # global batch (split across replicas)
     shuffle_buffer: int = 512
     decoder: str = "auto"             # auto | tfio | soundfile (see data/audio_io.py)
+    segment_seconds: float = 60.0     # longer files are read and cached in segments this long
 
     def validate(self):
         _positive(self, "sample_rate", "crop_samples", "batch_size",
@@ -42,6 +43,8 @@ class DataParams:
         _choice(self, "normalize", ("none", "peak", "rms"))
         _choice(self, "channels", ("mono", "keep"))
         _choice(self, "decoder", ("auto", "tfio", "soundfile"))
+        if not self.segment_seconds >= 1.0:
+            raise ParamsError(f"data.segment_seconds must be >= 1, got {self.segment_seconds}")
         if not -100.0 <= self.normalize_level_db <= 0.0:
             raise ParamsError(f"data.normalize_level_db must be in [-100, 0] dBFS, "
                               f"got {self.normalize_level_db}")

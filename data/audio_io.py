@@ -107,20 +107,23 @@ def tfio_available() -> bool:
         return False
 
 
-def _soundfile_read(path):
+def _soundfile_read(path, start=0, stop=-1):
     path = path.item() if isinstance(path, np.ndarray) else path
+    stop = None if int(stop) < 0 else int(stop)
     data, _ = sf.read(path.decode() if isinstance(path, bytes) else path, dtype="float32",
-                      always_2d=True)
+                      always_2d=True, start=int(start), stop=stop)
     return data
 
 
-def decode(path, decoder, channels):
-    """In-graph: file path (scalar string) → float32 [T, channels] using decoder id `decoder`."""
+def decode(path, decoder, channels, start=0, stop=-1):
+    """In-graph: file path (scalar string) → float32 [T, channels] using decoder id `decoder`.
+    With start/stop (a segment of a long file) only those frames are read, through soundfile."""
     def fallback():
-        audio = tf.numpy_function(_soundfile_read, [path], tf.float32, stateful=False)
+        audio = tf.numpy_function(_soundfile_read, [path, start, stop], tf.float32,
+                                  stateful=False)
         return tf.reshape(audio, [-1, channels])
 
-    if not tfio_available():
+    if not tfio_available() or (isinstance(stop, int) and stop != -1):
         return fallback()
     import tensorflow_io as tfio
     contents = lambda: tf.io.read_file(path)  # noqa: E731 — read only on the branch taken

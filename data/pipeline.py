@@ -31,6 +31,7 @@ from data.sources import DataError, SourceReport, find_sources
 CACHE_VERSION = 1
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "dataset" / "cache"
 MAX_RATIO_TERM = 20_000   # a resampling ratio L/M with L or M above this is "impossible"
+HALO_SAMPLES = 4096       # input samples read beyond each segment (≫ the filter's half-width)
 
 
 @dataclasses.dataclass
@@ -47,7 +48,8 @@ def _fingerprint(report: SourceReport, dp) -> str:
     h = hashlib.sha256()
     keys = {"version": CACHE_VERSION, "sample_rate": dp.sample_rate, "channels": dp.channels,
             "normalize": dp.normalize, "level": dp.normalize_level_db,
-            "decoder": dp.decoder, "short_clips": dp.short_clips,   # skip/error decide which files are kept
+            "decoder": dp.decoder, "short_clips": dp.short_clips,
+            "segment": dp.segment_seconds,   # skip/error decide which files are kept
             "crop": dp.crop_samples if dp.short_clips != "pad" else None}
     h.update(json.dumps(keys, sort_keys=True).encode())
     for s in sorted(report.sources, key=lambda s: s.path):
@@ -77,25 +79,57 @@ def _normalize(audio, dp):
     return tf.clip_by_value(audio * (target / tf.maximum(level, 1e-9)), -1.0, 1.0)
 
 
+def _segments(source, rate, dp):
+    """(read_start, read_stop, skip, frames) rows: the whole file, or for a file longer than
+    data.segment_seconds, segments read separately (so a huge file is never decoded whole),
+    each with a halo of input so its resampled edges are exact. Segment starts and halos are
+    multiples of M (ratio L/M), so output samples fall on the same grid as the whole file's."""
+    import math
+    frames = source.info.frames
+    down = rate // math.gcd(rate, dp.sample_rate)                      # M
+    seg = max(down, int(dp.segment_seconds * rate) // down * down)
+    if frames <= seg:
+        return [(0, -1, 0, frames)]
+    halo = -(-HALO_SAMPLES // down) * down
+    rows = []
+    for start in range(0, frames, seg):
+        end = min(start + seg, frames)
+        lo, hi = max(0, start - halo), min(frames, end + halo)
+        rows.append((lo, hi, start - lo, end - start))
+    return rows
+
+
 def _decoded(sources, rate, dp):
     """One tf.data pipeline for the files of one sample rate (the resampler is per ratio)."""
+    import math
+    up = dp.sample_rate // math.gcd(rate, dp.sample_rate)             # L
+    down = rate // math.gcd(rate, dp.sample_rate)                     # M
+    rows = [(s, seg) for s in sources for seg in _segments(s, rate, dp)]
     columns = {
-        "path": [s.path for s in sources],
-        "decoder": [s.info.decoder for s in sources],
-        "channels": [s.info.channels for s in sources],
-        "label": np.array([s.label for s in sources], np.int32),
-        "caption": [s.caption for s in sources],
+        "path": [s.path for s, _ in rows],
+        # Segments are read with soundfile (start/stop); whole files by the probe's choice.
+        "decoder": [audio_io.SOUNDFILE if seg[1] >= 0 else s.info.decoder for s, seg in rows],
+        "channels": [s.info.channels for s, _ in rows],
+        "label": np.array([s.label for s, _ in rows], np.int32),
+        "caption": [s.caption for s, _ in rows],
+        "read": np.array([seg[:2] for _, seg in rows], np.int64),
+        "keep": np.array([seg[2:] for _, seg in rows], np.int64),     # (skip, frames) input
     }
 
     def load(row):
-        audio = audio_io.decode(row["path"], row["decoder"], row["channels"])
+        audio = audio_io.decode(row["path"], row["decoder"], row["channels"],
+                                row["read"][0], row["read"][1])
         if dp.channels == "mono":
             audio = tf.reduce_mean(audio, axis=-1, keepdims=True)
         audio = filters.resample(audio, rate, dp.sample_rate, axis=0)
+        skip = row["keep"][0] * up // down                             # exact: M | skip
+        count = (row["keep"][1] * up + down // 2) // down              # round(frames·L/M)
+        audio = audio[skip:skip + count]
         peak = tf.reduce_max(tf.abs(audio))
         finite = tf.reduce_all(tf.math.is_finite(audio))
         return {"path": row["path"], "label": row["label"], "caption": row["caption"],
-                "audio": _normalize(audio, dp), "peak": peak, "finite": finite}
+                "audio": _normalize(audio, dp), "peak": peak, "finite": finite,
+                "segment": tf.where(row["read"][1] >= 0, row["read"][0] + row["keep"][0], -1)}
 
     ds = tf.data.Dataset.from_tensor_slices(columns)
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
@@ -112,6 +146,8 @@ def _validated(report: SourceReport, dp, failure: list):
         for row in _decoded(sources, rate, dp).as_numpy_iterator():
             path = row["path"].decode()
             seen.add(path)
+            if row["segment"] >= 0:          # a segment of a long file: say which one
+                path = f"{path} (segment at {row['segment'] / rate:.0f} s)"
             length = row["audio"].shape[0]
             if not row["finite"]:
                 failure.append(DataError(f"{path}: contains NaN or Inf samples"))
@@ -129,7 +165,7 @@ def _validated(report: SourceReport, dp, failure: list):
                 if dp.short_clips == "skip":
                     report.skip(path, message)
                     continue
-            kept.append(path)
+            kept.append(row["path"].decode())
             yield {k: row[k] for k in ("audio", "label", "caption")}
         for s in sources:
             if s.path not in seen:
