@@ -14,6 +14,7 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from params import quiet_tensorflow  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -32,6 +33,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    quiet_tensorflow()
     from diffusion.export import SamplerModule, export
     from diffusion.inference import RunError, build_scheduler, load_run
     if os.path.exists(args.out) and os.listdir(args.out):

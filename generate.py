@@ -19,6 +19,7 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from params import quiet_tensorflow  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -121,6 +122,7 @@ def spectrogram_png(audio) -> bytes:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    quiet_tensorflow()
     import soundfile as sf
     import tensorflow as tf
 

@@ -301,6 +301,13 @@ PRESETS = {
 }
 
 
+def quiet_tensorflow() -> None:
+    """CLIs show their own one-line messages: TF's Python warnings (AutoGraph notes,
+    unrestored-checkpoint reports after an error we already explained) are noise there."""
+    import logging
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
 def get_preset(name: str, model: str = "diffwave") -> Params:
     if name not in PRESETS:
         raise ParamsError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")

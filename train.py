@@ -18,7 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from data.pipeline import make_dataset, prepare  # noqa: E402
 from data.sources import DataError  # noqa: E402
-from params import NETWORKS, PRESETS, Params, ParamsError, apply_overrides, get_preset  # noqa: E402
+from params import (NETWORKS, PRESETS, Params, ParamsError, apply_overrides,  # noqa: E402
+                    get_preset, quiet_tensorflow)
 
 
 def parse_args(argv=None):
@@ -49,7 +50,11 @@ def resolve_params(args) -> Params:
     requested = apply_overrides(get_preset(args.preset or "base", args.model), args.overrides)
     path = os.path.join(args.run, "params.json")
     if not os.path.exists(path):
-        requested.save(path)
+        try:
+            requested.save(path)
+        except OSError as e:
+            raise ParamsError(f"{args.run}: cannot write the run directory ({e.strerror})") \
+                from None
         return requested
     saved = Params.load(path)
     if args.preset is None:          # resuming: the run's own params, plus any overrides
@@ -77,6 +82,7 @@ def check_labels(prepared, params):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    quiet_tensorflow()
     if args.steps is not None and args.steps < 0:
         print(f"error: --steps must be >= 0, got {args.steps}", file=sys.stderr)
         return 2
