@@ -1,7 +1,7 @@
 # Two commands do all the set-up: `make demo` and `make test` (see README.md).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
-REQ_HASH := $(shell sha256sum requirements.txt | cut -c1-16)
+REQ_HASH := $(shell cat requirements.txt requirements-nodeps.txt | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL := 3
@@ -11,13 +11,14 @@ export PYTHONPATH := $(CURDIR)
 
 venv: $(STAMP)
 
-# (Re)installs when requirements.txt changes; a broken or foreign venv is recreated.
-$(STAMP): requirements.txt
+# (Re)installs when the requirements change; a broken or foreign venv is recreated.
+$(STAMP): requirements.txt requirements-nodeps.txt
 	@if ! $(PY) -c "import sys; assert sys.version_info[:2] == (3, 11)" 2>/dev/null; then \
 		rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); fi
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip check
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 test: $(STAMP)
