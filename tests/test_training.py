@@ -2,6 +2,7 @@
 exact after SIGKILL, SIGTERM checkpoints, bad checkpoints and diverging runs fail cleanly."""
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -61,7 +62,8 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     assert straight.returncode == 0, straight.stderr
 
     run = tmp_path / "killed"
-    for kill_after in (5, 14):                                 # killed twice, mid-interval
+    first = random.randint(3, 9)                               # killed twice, at random steps
+    for kill_after in (first, random.randint(first + 3, 20)):
         cmd = [sys.executable, str(ROOT / "train.py"), "--data", DIGITS, "--run", str(run),
                *common, "--steps", "24"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -72,7 +74,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
                 proc.send_signal(signal.SIGKILL)
                 break
         proc.wait(timeout=60)
-        assert proc.returncode == -signal.SIGKILL
+        assert proc.returncode == -signal.SIGKILL, f"kill after step {kill_after}"
         latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
         assert latest is not None and weights(latest)       # the latest always loads
     resumed = train(run, "--steps", "24")
