@@ -1,6 +1,6 @@
 """The ε-prediction objective of DDPM / DiffWave, model-agnostic.
 
-    t, noise = draw_steps_and_noise(schedule, x0, seed)
+    t, noise = draw_steps_and_noise(schedule, tf.shape(x0), seed)
     loss = epsilon_loss(denoise, schedule, x0, t, noise, kind="l1")    # per example, [B]
 
 `denoise(x_t, t)` is any callable returning ε̂ with x_t's shape (the family's adapter adds its
@@ -13,12 +13,11 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-def draw_steps_and_noise(schedule, x0, seed):
-    """t ~ U{0, …, T−1} per example [B] and ε ~ N(0, I) shaped like x0."""
+def draw_steps_and_noise(schedule, shape, seed):
+    """t ~ U{0, …, T−1} per example [B] and ε ~ N(0, I) of `shape` ([B, …])."""
     seeds = tf.random.experimental.stateless_split(seed, 2)
-    batch = tf.shape(x0)[0]
-    t = tf.random.stateless_uniform([batch], seeds[0], 0, schedule.num_steps, dtype=tf.int32)
-    noise = tf.random.stateless_normal(tf.shape(x0), seeds[1], dtype=x0.dtype)
+    t = tf.random.stateless_uniform(shape[:1], seeds[0], 0, schedule.num_steps, dtype=tf.int32)
+    noise = tf.random.stateless_normal(shape, seeds[1])
     return t, noise
 
 

@@ -121,13 +121,14 @@ class Trainer:
 
     # --- one step ------------------------------------------------------------------------
     def _replica_step(self, batch):
-        x0, cond = self.family.split_batch(batch)
-        # t and ε for the whole global batch, keyed by the step; this replica takes its slice.
-        seed = tf.stack([tf.cast(self.optimizer.iterations, tf.int32), 0])
-        t, noise = draw_steps_and_noise(self.schedule, tf.cast(x0, tf.float32), seed)
         start = tf.distribute.get_replica_context().replica_id_in_sync_group * self.per_replica
         mine = lambda v: v[start:start + self.per_replica]  # noqa: E731
-        x0, t, noise, cond = mine(x0), mine(t), mine(noise), {k: mine(v) for k, v in cond.items()}
+        x0, cond = self.family.split_batch({k: mine(v) for k, v in batch.items()})
+        # t and ε drawn for the whole global batch, keyed by (step, seed); this replica's slice.
+        seed = tf.stack([tf.cast(self.optimizer.iterations, tf.int32), self.params.train.seed])
+        shape = tf.concat([[self.global_batch], tf.shape(x0)[1:]], axis=0)
+        t, noise = draw_steps_and_noise(self.schedule, shape, seed)
+        t, noise = mine(t), mine(noise)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             per_example = epsilon_loss(self.family.denoiser(self.model, cond, training=True),

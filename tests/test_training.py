@@ -62,8 +62,9 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     assert straight.returncode == 0, straight.stderr
 
     run = tmp_path / "killed"
-    first = random.randint(3, 9)                               # killed twice, at random steps
-    for kill_after in (first, random.randint(first + 3, 20)):
+    # Killed twice at random steps, each after the first checkpoint (step 4) exists.
+    first = random.randint(5, 11)
+    for kill_after in (first, random.randint(first + 3, 21)):
         cmd = [sys.executable, str(ROOT / "train.py"), "--data", DIGITS, "--run", str(run),
                *common, "--steps", "24"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
