@@ -41,6 +41,9 @@ def main(argv=None) -> int:
         return 2
     try:
         params, family, model = load_run(args.run, use_ema=args.ema)
+        if params.model != "diffwave":
+            raise ValueError(f"{args.run}: SavedModel export of {params.model} runs is not in "
+                             f"this version (DiffWave runs only)")
         if args.steps is not None and not 1 <= args.steps <= params.diffusion.num_steps:
             raise ValueError(f"--steps must be in 1..{params.diffusion.num_steps}, "
                              f"got {args.steps}")

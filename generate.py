@@ -32,7 +32,8 @@ def parse_args(argv=None):
     p.add_argument("--seconds", type=float, default=1.0, help="length of each clip")
     p.add_argument("--num", type=int, default=1, help="number of clips")
     p.add_argument("--out", required=True, help="output directory (created)")
-    p.add_argument("--sampler", default="fast", help="fast | ddpm")
+    p.add_argument("--sampler", default=None,
+                   help="fast | ddpm | ddim (default: fast for DiffWave, ddim for mel-unet)")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50, ≤ T)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM η (0 deterministic, 1 DDPM-like)")
     p.add_argument("--seed", type=int, default=0)
@@ -51,6 +52,9 @@ def parse_args(argv=None):
 
 def check_args(args, params):
     """One-line errors for everything that can be checked before any work."""
+    if args.sampler is None:
+        from diffusion.families import family_for
+        args.sampler = family_for(params).default_sampler
     if args.sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {args.sampler!r} (choose from {', '.join(SAMPLERS)})")
     if not args.seconds > 0:
@@ -69,7 +73,7 @@ def check_args(args, params):
         raise ValueError(f"--chunk-seconds must be >= 0, got {args.chunk_seconds}")
     if args.num < 1:
         raise ValueError(f"--num must be >= 1, got {args.num}")
-    conditioning = params.network.conditioning
+    conditioning = getattr(params.network, "conditioning", "none")
     if conditioning == "class":
         if args.label is None:
             raise ValueError(f"{args.run} is class-conditional: give --label "
@@ -138,7 +142,7 @@ def main(argv=None) -> int:
     from diffusion.samplers import chunked
     scheduler = build_scheduler(params, args.sampler, args.steps, args.eta)
     rate = params.data.sample_rate
-    length = max(1, int(round(args.seconds * rate)))
+    shape = family.sample_shape(args.num, args.seconds)
     cond, init = {}, None
     from data.audio_io import AudioError
     try:
@@ -146,18 +150,17 @@ def main(argv=None) -> int:
             cond["label"] = tf.fill([args.num], args.label)
         if args.mel is not None:
             mel = read_mel(args.mel, params)
-            length = mel.shape[0] * params.network.hop_length
+            shape = [args.num, mel.shape[0] * params.network.hop_length, 1]
             cond["mel"] = tf.tile(tf.constant(mel)[None], [args.num, 1, 1])
         if args.from_audio is not None:
-            audio = read_audio(args.from_audio, rate)
-            length = len(audio)
-            init = np.tile(audio[None, :, None], [args.num, 1, 1])
+            init = family.from_audio(read_audio(args.from_audio, rate), args.num)
+            shape = list(init.shape)
     except (AudioError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     denoise = family.denoiser(model, cond)
     chunk = int(args.chunk_seconds * rate)
-    if chunk and length > 2 * chunk and "mel" not in cond:
+    if chunk and hasattr(model, "receptive_field") and shape[1] > 2 * chunk and "mel" not in cond:
         denoise = chunked(denoise, chunk, (model.receptive_field - 1) // 2)
 
     def progress(i, total):
@@ -168,8 +171,9 @@ def main(argv=None) -> int:
               flush=True)
 
     start = time.perf_counter()
-    audio = sample(denoise, scheduler, [args.num, length, 1], args.seed, progress, init=init,
-                   strength=args.strength).numpy()[..., 0]
+    x = sample(denoise, scheduler, shape, args.seed, progress, init=init,
+               strength=args.strength).numpy()
+    audio, images = family.to_audio(x)          # Griffin-Lim for mel images
     elapsed = time.perf_counter() - start
     if sys.stderr.isatty():
         print(file=sys.stderr)
@@ -178,7 +182,9 @@ def main(argv=None) -> int:
         base = os.path.join(args.out, f"{stem}_{args.sampler}_seed{args.seed}_{i}")
         sf.write(base + ".wav", clip, rate, subtype="PCM_16")
         with open(base + ".png", "wb") as f:
-            f.write(spectrogram_png(clip))
+            f.write(spectrogram_png(clip) if images is None else
+                    tf.io.encode_png(images[i][..., None]).numpy())
+    length = audio.shape[1]
     seconds = args.num * length / rate
     steps = scheduler.start_index(args.strength) + 1 if init is not None \
         else scheduler.num_inference_steps

@@ -21,6 +21,14 @@ class ParamsError(ValueError):
     """A bad hyperparameter key or value (the message names it)."""
 
 
+class floats(tuple):  # noqa: N801 — field type tags: a tuple of floats / of ints
+    __name__ = "list of numbers"
+
+
+class ints(tuple):  # noqa: N801
+    __name__ = "list of integers"
+
+
 @dataclass
 class DataParams:
     sample_rate: int = 16000          # model rate; audio is resampled to it in-graph
@@ -73,7 +81,7 @@ class DiffusionParams:
     num_steps: int = 50               # T
     beta_start: float = 1e-4          # β₁
     beta_end: float = 0.05            # β_T (linear schedule)
-    inference_betas: tuple = (1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5)  # DiffWave fast schedule
+    inference_betas: floats = (1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5)  # DiffWave fast schedule
     loss: str = "l1"                  # l1 (DiffWave reference) | l2 on ε
 
     def validate(self):
@@ -100,7 +108,8 @@ class TrainParams:
     learning_rate: float = 2e-4
     warmup_steps: int = 0
     grad_clip_norm: float = 1e9       # global-norm clip; the norm is logged either way
-    ema_decay: float = 0.999
+    ema_decay: float = 0.999          # the EMA decay (its maximum when ema_power > 0)
+    ema_power: float = 0.0            # > 0: diffusers' warm-up 1 − (1 + step)^−power (teticio 0.75)
     mixed_precision: bool = False     # bf16 on CPU, fp16 + loss scaling on GPU
     seed: int = 0
     checkpoint_every: int = 1000
@@ -112,12 +121,48 @@ class TrainParams:
     def validate(self):
         _positive(self, "learning_rate", "grad_clip_norm", "checkpoint_every",
                   "keep_checkpoints", "log_every", "audio_every", "max_steps")
-        _nonnegative(self, "warmup_steps", "seed")
+        _nonnegative(self, "warmup_steps", "seed", "ema_power")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ParamsError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
-NETWORKS = {"diffwave": DiffWaveParams}   # model family → its network section
+@dataclass
+class MelUNetParams:
+    """teticio/audio-diffusion: Mel images (x_res frames × y_res mel bands) and a 2-D UNet."""
+    x_res: int = 256                  # image width = frames per slice
+    y_res: int = 256                  # image height = mel bands
+    n_fft: int = 2048
+    hop_length: int = 512
+    top_db: float = 80.0
+    n_iter: int = 32                  # Griffin-Lim iterations (image → audio)
+    block_channels: ints = (128, 128, 256, 256, 512, 512)
+    attention: ints = (0, 0, 0, 0, 1, 0)   # self-attention at these levels (1 = on)
+    layers_per_block: int = 2
+    norm_groups: int = 32
+    encoding_dim: int = 0             # > 0: conditioned on an encoding vector (teticio: 100)
+
+    def validate(self):
+        _positive(self, "x_res", "y_res", "n_fft", "hop_length", "top_db", "n_iter",
+                  "layers_per_block", "norm_groups")
+        _nonnegative(self, "encoding_dim")
+        if len(self.attention) != len(self.block_channels):
+            raise ParamsError(f"network.attention needs one flag per level "
+                              f"({len(self.block_channels)}), got {list(self.attention)}")
+        if any(c <= 0 or c % self.norm_groups for c in self.block_channels):
+            raise ParamsError(f"network.block_channels {list(self.block_channels)} must be "
+                              f"positive multiples of norm_groups={self.norm_groups}")
+        factor = 2 ** (len(self.block_channels) - 1)
+        if self.x_res % factor or self.y_res % factor:
+            raise ParamsError(f"network.x_res and y_res must be multiples of {factor} "
+                              f"(2^(levels−1)), got {self.x_res}×{self.y_res}")
+
+    @property
+    def slice_samples(self) -> int:
+        return self.x_res * self.hop_length - 1
+
+
+NETWORKS = {"diffwave": DiffWaveParams,   # model family → its network section
+            "mel-unet": MelUNetParams}
 
 
 @dataclass
@@ -137,6 +182,9 @@ class Params:
             raise ParamsError(f"network section does not belong to model {self.model!r}")
         for name in self.SECTIONS:
             getattr(self, name).validate()
+        if self.model == "mel-unet" and self.data.crop_samples != self.network.slice_samples:
+            raise ParamsError(f"data.crop_samples must be one Mel slice, x_res·hop_length − 1 "
+                              f"= {self.network.slice_samples}; got {self.data.crop_samples}")
         return self
 
     def to_dict(self) -> dict:
@@ -234,10 +282,15 @@ def _coerce(value, kind, key):
             if isinstance(value, bool):
                 raise ValueError
             return float(value)
-        if kind is tuple:
+        if kind in (floats, ints):
             if isinstance(value, str):
                 value = json.loads(value) if value.strip().startswith("[") else value.split(",")
-            return tuple(float(v) for v in value)
+            items = tuple(float(v) for v in value)
+            if kind is ints:
+                if not all(v.is_integer() for v in items):
+                    raise ValueError
+                return tuple(int(v) for v in items)
+            return items
         if kind is str:
             if not isinstance(value, str):
                 raise ValueError
@@ -253,7 +306,8 @@ def _set(params: Params, section: str, name: str, value, where="") -> None:
     key = f"{section}.{name}"
     if name not in kinds:
         raise ParamsError(f"{where + ': ' if where else ''}unknown key {key!r}")
-    kind = {"int": int, "float": float, "str": str, "bool": bool, "tuple": tuple}[kinds[name]]
+    kind = {"int": int, "float": float, "str": str, "bool": bool, "floats": floats,
+            "ints": ints}[kinds[name]]
     setattr(target, name, _coerce(value, kind, key))
 
 
@@ -282,7 +336,7 @@ def apply_overrides(params: Params, overrides) -> Params:
     return params.validate()
 
 
-PRESETS = {
+DIFFWAVE_PRESETS = {
     # Small enough to train in seconds on 2 CPU cores: tests and the demo.
     "tiny": {"data": {"crop_samples": 4000, "batch_size": 4, "shuffle_buffer": 64},
              "network": {"residual_layers": 4, "residual_channels": 16, "dilation_cycle": 4},
@@ -301,6 +355,30 @@ PRESETS = {
 }
 
 
+# The mel-UNet family (teticio/audio-diffusion; DDPM over 1000 steps, MSE on ε).
+_MEL = {"data": {"sample_rate": 22050},
+        "diffusion": {"num_steps": 1000, "beta_end": 0.02, "loss": "l2"},
+        "train": {"learning_rate": 1e-4, "warmup_steps": 500, "ema_decay": 0.9999,
+                  "ema_power": 0.75}}
+MEL_PRESETS = {
+    # 32×32 images of 32 mel bands, a 3-level UNet: tests.
+    "tiny": {**_MEL, "data": {**_MEL["data"], "crop_samples": 32 * 256 - 1, "batch_size": 4,
+                              "shuffle_buffer": 64},
+             "network": {"x_res": 32, "y_res": 32, "n_fft": 1024, "hop_length": 256,
+                         "block_channels": (16, 32, 32), "attention": (0, 1, 0),
+                         "layers_per_block": 1, "norm_groups": 8},
+             "train": {**_MEL["train"], "learning_rate": 1e-3, "warmup_steps": 0,
+                       "checkpoint_every": 50, "log_every": 10, "audio_every": 1000}},
+    # 64×64, the HF diffusion course's size, a small UNet that trains on CPU.
+    "small": {**_MEL, "data": {**_MEL["data"], "crop_samples": 64 * 512 - 1, "batch_size": 8},
+              "network": {"x_res": 64, "y_res": 64, "block_channels": (32, 64, 64, 128),
+                          "attention": (0, 0, 1, 0), "norm_groups": 16}},
+    # teticio/audio-diffusion-256: 256×256, blocks (128, 128, 256, 256, 512, 512).
+    "base": {**_MEL, "data": {**_MEL["data"], "crop_samples": 256 * 512 - 1}},
+}
+PRESETS = {"diffwave": DIFFWAVE_PRESETS, "mel-unet": MEL_PRESETS}
+
+
 def quiet_tensorflow() -> None:
     """CLIs show their own one-line messages: TF's Python warnings (AutoGraph notes,
     unrestored-checkpoint reports after an error we already explained) are noise there."""
@@ -309,6 +387,10 @@ def quiet_tensorflow() -> None:
 
 
 def get_preset(name: str, model: str = "diffwave") -> Params:
-    if name not in PRESETS:
-        raise ParamsError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
-    return Params.from_dict({"model": model, **PRESETS[name]}, where=f"preset {name}")
+    if model not in PRESETS:
+        raise ParamsError(f"model must be one of {sorted(PRESETS)}, got {model!r}")
+    if name not in PRESETS[model]:
+        raise ParamsError(f"unknown preset {name!r} for {model} (choose from "
+                          f"{', '.join(PRESETS[model])})")
+    return Params.from_dict({"model": model, **PRESETS[model][name]},
+                            where=f"preset {model}/{name}")

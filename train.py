@@ -27,7 +27,8 @@ def parse_args(argv=None):
     p.add_argument("--model", default="diffwave", choices=sorted(NETWORKS))
     p.add_argument("--data", required=True, help="audio directory (recursive) or metadata.jsonl")
     p.add_argument("--run", required=True, help="run directory (params.json, checkpoints, logs)")
-    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+    p.add_argument("--preset", default=None,
+                   choices=sorted({name for family in PRESETS.values() for name in family}),
                    help="hyperparameter preset for a new run (default: base)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one hyperparameter, e.g. --set batch_size=8 (repeatable)")
@@ -72,7 +73,7 @@ def resolve_params(args) -> Params:
 
 def check_labels(prepared, params):
     """Class-conditional training needs a label in [0, num_classes) on every clip."""
-    if params.network.conditioning != "class":
+    if getattr(params.network, "conditioning", "none") != "class":
         return
     for source in prepared.report.sources:
         if not 0 <= source.label < params.network.num_classes:
@@ -130,7 +131,7 @@ def run_training(args, params, strategy, dataset) -> int:
         print(f"model: {params.model}, {model.count_params():,} parameters, "
               f"{strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}); "
               + (f"resumed at step {resumed}" if resumed else "new run"))
-        status = trainer.train(until, sample_fn=_audio_sampler(family, trainer, params))
+        status = trainer.train(until, sample_fn=_audio_sampler(family, params))
     except TrainError as e:
         print(f"\nerror: {e}", file=sys.stderr)
         return 2
@@ -139,18 +140,21 @@ def run_training(args, params, strategy, dataset) -> int:
     return 0
 
 
-def _audio_sampler(family, trainer, params):
-    """Two fast-schedule samples of one second for TensorBoard (unconditional/class only)."""
-    if params.network.conditioning == "mel":
+def _audio_sampler(family, params):
+    """Two one-second samples for TensorBoard, with the family's default sampler."""
+    if family.conditioning == "mel":
         return None
-    from diffusion.samplers import AncestralScheduler, sample
     import tensorflow as tf
-    scheduler = AncestralScheduler(trainer.schedule)
-    scheduler.set_timesteps("fast", params.diffusion.inference_betas)
-    cond = {"label": tf.constant([0, 1], tf.int32)} if params.network.conditioning == "class" \
-        else {}
-    shape = [2, params.data.sample_rate, 1]
-    return lambda model: sample(family.denoiser(model, cond), scheduler, shape, 0).numpy()
+    from diffusion.inference import build_scheduler
+    from diffusion.samplers import sample
+    scheduler = build_scheduler(params, family.default_sampler)
+    cond = {"label": tf.constant([0, 1], tf.int32)} if family.conditioning == "class" else {}
+    shape = family.sample_shape(2, 1.0)
+
+    def sampler(model):
+        x = sample(family.denoiser(model, cond), scheduler, shape, 0).numpy()
+        return family.to_audio(x)[0][..., None]
+    return sampler
 
 
 if __name__ == "__main__":

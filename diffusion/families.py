@@ -1,7 +1,8 @@
 """What the shared trainer and samplers need to know about each model family.
 
-A Family builds its network from params, turns a data batch into (x₀, conditioning), and turns
-(x_t, t, conditioning) into the network's inputs. The DDPM maths stays in diffusion/.
+A Family builds its network from params, turns a data batch into (x₀, conditioning), turns
+(x_t, t, conditioning) into the network's inputs, says what shape a sample of some seconds has
+and turns a sample back into audio. The DDPM maths stays in diffusion/.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from data.features import log_mel
 @dataclasses.dataclass
 class DiffWaveFamily:
     params: object
+
+    default_sampler = "fast"
 
     def build_model(self):
         from network.diffwave import DiffWave
@@ -46,8 +49,79 @@ class DiffWaveFamily:
         """denoise(x_t, t) → ε̂, with the conditioning bound."""
         return lambda x_t, t: model(self.model_inputs(x_t, t, cond), training=training)
 
+    def sample_shape(self, num: int, seconds: float):
+        return [num, max(1, int(round(seconds * self.params.data.sample_rate))), 1]
 
-FAMILIES = {"diffwave": DiffWaveFamily}
+    def to_audio(self, x):
+        """A sample [N, T, 1] → (audio [N, T] float32, images or None)."""
+        return x[..., 0], None
+
+    def from_audio(self, audio, num: int):
+        """Mono audio [T] at the run's rate → the x₀ of audio-to-audio, [num, T, 1]."""
+        import numpy as np
+        return np.tile(np.asarray(audio, np.float32)[None, :, None], [num, 1, 1])
+
+
+@dataclasses.dataclass
+class MelUNetFamily:
+    """teticio/audio-diffusion: diffusion over Mel spectrogram images in [−1, 1]."""
+    params: object
+
+    conditioning = "none"
+    default_sampler = "ddim"
+
+    @property
+    def mel(self):
+        from data.mel import Mel
+        n = self.params.network
+        return Mel(n.x_res, n.y_res, self.params.data.sample_rate, n.n_fft, n.hop_length,
+                   n.top_db, n.n_iter)
+
+    def build_model(self):
+        from network.unet2d import UNet2D
+        n = self.params.network
+        model = UNet2D(n.block_channels, [bool(a) for a in n.attention], n.layers_per_block,
+                       n.norm_groups, encoding_dim=n.encoding_dim, name="unet2d")
+        model({"image": tf.zeros([1, n.y_res, n.x_res, 1]), "step": tf.zeros([1])} |
+              ({"encoding": tf.zeros([1, n.encoding_dim])} if n.encoding_dim else {}))
+        return model
+
+    def split_batch(self, batch):
+        """Audio slices [B, x_res·hop − 1, 1] → images x₀ [B, y_res, x_res, 1] in [−1, 1]."""
+        pixels = self.mel._audio_to_pixels(batch["audio"][..., 0])         # uint8, in-graph
+        return tf.cast(pixels, tf.float32)[..., None] / 127.5 - 1.0, {}
+
+    def model_inputs(self, x_t, t, cond):
+        return {"image": x_t, "step": t, **cond}
+
+    def denoiser(self, model, cond, training=False):
+        return lambda x_t, t: model(self.model_inputs(x_t, t, cond), training=training)
+
+    def sample_shape(self, num: int, seconds: float):
+        """Wider noise gives longer clips: the width is x_res × k slices (≥ 1)."""
+        n = self.params.network
+        slices = max(1, int(round(seconds * self.params.data.sample_rate / n.slice_samples)))
+        return [num, n.y_res, n.x_res * slices, 1]
+
+    def from_audio(self, audio, num: int):
+        """Mono audio [T] → its first slice's image in [−1, 1], [num, y_res, x_res, 1]
+        (teticio's audio-to-audio variations start from it)."""
+        import numpy as np
+        mel = self.mel
+        mel.load_audio(raw_audio=audio)
+        image = mel.audio_slice_to_image(0).astype(np.float32) / 127.5 - 1.0
+        return np.tile(image[None, :, :, None], [num, 1, 1, 1])
+
+    def to_audio(self, x):
+        """Images [N, H, W, 1] in [−1, 1] → (audio [N, W·hop − 1] by Griffin-Lim, uint8 images)."""
+        import numpy as np
+        images = np.clip(np.round((np.asarray(x)[..., 0] + 1.0) * 127.5), 0, 255).astype(
+            np.uint8)
+        mel = self.mel
+        return np.stack([mel.image_to_audio(image) for image in images]), images
+
+
+FAMILIES = {"diffwave": DiffWaveFamily, "mel-unet": MelUNetFamily}
 
 
 def family_for(params):

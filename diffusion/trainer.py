@@ -63,7 +63,7 @@ class Trainer:
             self.optimizer = keras.optimizers.Adam(WarmupSchedule(tp.learning_rate,
                                                                   tp.warmup_steps))
             self.optimizer.build(self.model.trainable_variables)
-            self.ema = EMA(self.model, tp.ema_decay)
+            self.ema = EMA(self.model, tp.ema_decay, tp.ema_power)
             # Dynamic loss scale for fp16 (halved on overflow, doubled after 2000 good steps).
             self.loss_scale = tf.Variable(2.0 ** 15 if fp16 else 1.0, trainable=False)
             self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False)
