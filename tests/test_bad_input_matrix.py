@@ -150,6 +150,13 @@ def _copy_run(trained, tmp_path, **changes):
     return run
 
 
+def _as_mel_run(run):
+    """The run's DiffWave checkpoint under a mel-unet params.json."""
+    from params import get_preset
+    get_preset("tiny", "mel-unet").save(run / "params.json")
+    return run
+
+
 DIGITS = ROOT / "dataset" / "digits"
 CLI_CASES = [
     # (name, argv builder(trained, tmp), expected code, message)
@@ -171,8 +178,10 @@ CLI_CASES = [
      lambda r, t: ["generate.py", "--run", _copy_run(r, t, network__residual_channels=24),
                    "--out", t / "o"], 2, "cannot restore into a diffwave"),
     ("checkpoint of another family",
-     lambda r, t: ["generate.py", "--run", _copy_run(r, t, model="mel-unet"), "--out",
-                   t / "o"], 2, "model must be one of"),
+     lambda r, t: ["generate.py", "--run", _as_mel_run(_copy_run(r, t)), "--out", t / "o"], 2,
+     "cannot restore into a mel-unet"),
+    ("unknown family", lambda r, t: ["generate.py", "--run", _copy_run(r, t, model="wavenet"),
+                                     "--out", t / "o"], 2, "model must be one of"),
     ("length 0", lambda r, t: ["generate.py", "--run", r / "run", "--seconds", "0", "--out",
                                t / "o"], 2, "--seconds must be > 0"),
     ("negative length", lambda r, t: ["generate.py", "--run", r / "run", "--seconds", "-1",
