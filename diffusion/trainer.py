@@ -188,7 +188,9 @@ class Trainer:
                                      f"command again to resume from "
                                      f"{self.manager.latest_checkpoint or 'the start'}") from None
                 if not math.isfinite(loss) or (not finite and self.loss_scale <= 1.0):
-                    raise TrainError(f"loss became {loss} (grad norm {norm}) at step {self.step};"
+                    what = (f"loss became {loss} (grad norm {norm})" if not math.isfinite(loss)
+                            else f"gradients became {norm} (loss {loss:.4g})")
+                    raise TrainError(f"{what} at step {self.step};"
                                      f" stopped before the update; last good checkpoint: "
                                      f"{self.manager.latest_checkpoint or 'none'}")
                 step = self.step

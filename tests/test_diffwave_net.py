@@ -1,11 +1,15 @@
-"""DiffWave network: reference parameter count, shapes, step embedding, conditioning, receptive field."""
+"""DiffWave network: reference parameter count, shapes, step embedding, conditioning, receptive
+field, and the fast residual layers against the straightforward Keras formulation."""
+import math
 from types import SimpleNamespace
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras import ops
 
+import network.diffwave as diffwave
 from network.diffwave import DiffWave, step_table
 
 
@@ -127,3 +131,163 @@ def test_mixed_bfloat16_policy_outputs_float32():
 def test_bad_conditioning_raises():
     with pytest.raises(ValueError, match="conditioning"):
         DiffWave(2, 8, 2, 10, conditioning="text")
+
+
+# --- the fast residual layers against the straightforward formulation -------------------------
+
+def _reference_block(block, x, emb, cond=None):
+    """One residual layer as first written: Keras Conv1D (dilated, 'same') on the same weights,
+    split, gate, 1×1 Conv1D, ((x + residual)/√2, skip)."""
+    y = x + block.step_projection(emb)[:, None, :]
+    y = block.dilated_conv(y)
+    if cond is not None:
+        y = y + block.cond_projection(cond)
+    gate, filt = ops.split(y, 2, axis=-1)
+    residual, skip = ops.split(block.output_projection(ops.sigmoid(gate) * ops.tanh(filt)), 2, -1)
+    return (x + residual) / math.sqrt(2.0), skip
+
+
+def _reference_call(net, inputs):
+    """The whole network as first written (layer by layer, Keras layers)."""
+    dtype = net.compute_dtype
+    x = ops.relu(net.input_projection(ops.cast(inputs["audio"], dtype)))
+    emb = ops.cast(net.embed_step(inputs["step"]), dtype)
+    emb = ops.silu(net.step_mlp2(ops.silu(net.step_mlp1(emb))))
+    cond = None
+    if net.conditioning == "class":
+        cond = ops.cast(net.label_embedding(ops.cast(inputs["label"], "int32")), dtype)[:, None]
+    elif net.conditioning == "mel":
+        cond = net.upsample_mel(inputs["mel"])
+    total = 0.0
+    for block in net.blocks:
+        x, skip = _reference_block(block, x, emb, cond)
+        total = total + skip
+    y = ops.relu(net.skip_projection(total / math.sqrt(len(net.blocks))))
+    return ops.cast(net.output_projection(y), "float32")
+
+
+def _randomised(conditioning, layers=4, cycle=3, seed=1):
+    """Tiny net (dilations 1, 2, 4, 1) with every weight random: biases and head too."""
+    net = _tiny(conditioning, perturb_head=False, layers=layers, cycle=cycle, seed=seed)
+    rng = np.random.default_rng(seed)
+    for v in net.trainable_variables:
+        v.assign(v.numpy() + 0.1 * rng.standard_normal(v.shape).astype(np.float32))
+    return net
+
+
+def _conditioned_inputs(conditioning, batch, length):
+    inputs = _inputs(batch, length)
+    inputs["step"] = tf.constant(np.linspace(0.0, 9.0, batch) + 0.25, tf.float32)   # fractional
+    if conditioning == "class":
+        inputs["label"] = tf.constant(np.arange(batch) % 4, tf.int32)
+    if conditioning == "mel":
+        inputs["mel"] = tf.constant(np.random.default_rng(length).standard_normal(
+            (batch, length // 16, 5)), tf.float32)
+    return inputs
+
+
+def _value_and_grads(fn, net, inputs):
+    """ε̂ and ∂L/∂(weights, audio) of a loss that weights every output sample differently."""
+    with tf.GradientTape() as tape:
+        tape.watch(inputs["audio"])
+        out = fn(inputs)
+        w = tf.sin(tf.range(tf.shape(out)[1], dtype=tf.float32) * 0.37 + 1.0)
+        loss = tf.reduce_sum(out * w[None, :, None] * tf.range(1.0, 1.0 + len(out))[:, None, None])
+    grads = tape.gradient(loss, net.trainable_variables + [inputs["audio"]])
+    return out.numpy(), [tf.convert_to_tensor(g).numpy() for g in grads]
+
+
+def _assert_close(fast, ref, rtol):
+    """Each array within rtol of the reference, relative to the reference's largest entry."""
+    out_f, grads_f = fast
+    out_r, grads_r = ref
+    np.testing.assert_allclose(out_f, out_r, rtol=0, atol=rtol * np.abs(out_r).max())
+    for g_f, g_r in zip(grads_f, grads_r):
+        assert g_f.shape == g_r.shape
+        np.testing.assert_allclose(g_f, g_r, rtol=0, atol=rtol * max(np.abs(g_r).max(), 1e-30))
+
+
+@pytest.mark.parametrize("conditioning", ["none", "class", "mel"])
+def test_fast_layers_match_the_keras_conv1d_formulation(conditioning):
+    # Static batches: 3 → three one-example chains (kernel gradient from row slices); 6 → four
+    # chains of 2, 2, 1, 1 (gathered shifted views). Dynamic batch (input_signature): one chain.
+    # Lengths 48 and 3: the second is shorter than the dilation 4 (all taps off the edge).
+    net = _randomised(conditioning)
+    spec = {"audio": tf.TensorSpec([None, None, 1], tf.float32),
+            "step": tf.TensorSpec([None], tf.float32)}
+    if conditioning == "class":
+        spec["label"] = tf.TensorSpec([None], tf.int32)
+    if conditioning == "mel":
+        spec["mel"] = tf.TensorSpec([None, None, 5], tf.float32)
+    # Tolerance: float32 rounding. Summed over B·T with cancellation, the worst gradient entry
+    # of either formulation is ~1e-4 (of that gradient's largest entry) from a float64 run.
+    dynamic = tf.function(net, input_signature=[spec])
+    reference = tf.function(lambda inputs: _reference_call(net, inputs))
+    for batch, length in [(3, 48), (6, 48), (2, 3)] if conditioning != "mel" else [(3, 48), (6, 48)]:
+        inputs = _conditioned_inputs(conditioning, batch, length)
+        ref = _value_and_grads(reference, net, inputs)
+        _assert_close(_value_and_grads(tf.function(net), net, inputs), ref, 5e-4)
+        _assert_close(_value_and_grads(dynamic, net, inputs), ref, 5e-4)
+    _assert_close(_value_and_grads(net, net, inputs), ref, 5e-4)              # eager
+
+
+@pytest.mark.parametrize("conditioning", ["none", "class", "mel"])
+def test_one_fast_block_equals_keras_conv1d_block(conditioning):
+    # The stream [x·2^(i/2) | Σ skip] through one ResidualBlock (dilation 4) against
+    # ((x + residual)/√2, skip_in + skip) from Keras Conv1D with the same kernel [3, C, 2C].
+    net = _randomised(conditioning, layers=4, cycle=3)
+    block, scale = net.blocks[2], 2.0                    # index 2: stream scale 2^(2/2)
+    assert block.dilated_conv.kernel.shape == (3, 8, 16)
+    rng = np.random.default_rng(5)
+    x = tf.constant(rng.standard_normal((2, 37, 8)), tf.float32)
+    skip_in = tf.constant(rng.standard_normal((2, 37, 8)), tf.float32)
+    emb = tf.constant(rng.standard_normal((2, 512)), tf.float32)
+    cond = {"none": None, "class": tf.constant(rng.standard_normal((2, 1, 128)), tf.float32),
+            "mel": tf.constant(rng.standard_normal((2, 37, 5)), tf.float32)}[conditioning]
+    probe = tf.constant(rng.standard_normal((2, 37, 16)), tf.float32)
+
+    def run(fast):
+        sources = [x, skip_in, emb] + ([] if cond is None else [cond])
+        with tf.GradientTape() as tape:
+            tape.watch(sources)
+            if fast:
+                stream = block(tf.concat([x * scale, skip_in], -1), emb, cond, scale=scale)
+                x_next, skip = stream[..., :8] / (scale * math.sqrt(2.0)), stream[..., 8:]
+            else:
+                x_next, skip = _reference_block(block, x, emb, cond)
+                skip = skip_in + skip
+            out = tf.concat([x_next, skip], -1)
+            loss = tf.reduce_sum(out * probe)
+        grads = tape.gradient(loss, sources + block.trainable_variables)
+        return out.numpy(), [g.numpy() for g in grads]
+
+    _assert_close(run(True), run(False), 2e-5)
+
+
+def test_plain_tf_glue_equals_xla_glue(monkeypatch):
+    net = _randomised("class")
+    inputs = _conditioned_inputs("class", 3, 40)
+    xla = _value_and_grads(tf.function(net), net, inputs)
+    for name in ("_layer_input", "_gate_act", "_gate_product", "_gate_grad", "_stream_grad"):
+        fn = getattr(diffwave, name)
+        monkeypatch.setattr(diffwave, name, getattr(fn, "python_function", fn))
+    _assert_close(_value_and_grads(tf.function(net), net, inputs), xla, 2e-5)
+
+
+def test_mixed_bfloat16_fast_path_tracks_the_float32_formulation():
+    net32 = _tiny("none", layers=6, cycle=3)               # Kaiming init, random head
+    inputs = _conditioned_inputs("none", 4, 200)
+    out32, grads32 = _value_and_grads(tf.function(lambda i: _reference_call(net32, i)), net32,
+                                      inputs)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        net16 = _tiny("none", layers=6, cycle=3)
+        net16.set_weights(net32.get_weights())
+        out16, grads16 = _value_and_grads(tf.function(net16), net16, inputs)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert out16.dtype == np.float32
+    assert np.abs(out16 - out32).max() < 0.03 * np.abs(out32).max()        # bf16: 8-bit mantissa
+    for g16, g32 in zip(grads16, grads32):
+        cos = np.sum(g16 * g32) / (np.linalg.norm(g16) * np.linalg.norm(g32) + 1e-30)
+        assert cos > 0.98
