@@ -59,10 +59,11 @@ class ResnetBlock(layers.Layer):
         self.norm1 = layers.GroupNormalization(_groups(int(input_shape[-1])))
         self.skip = None if input_shape[-1] == self.channels else layers.Conv1D(self.channels, 1)
 
-    def call(self, x, emb):
-        h = self.conv1(tf.nn.silu(self.norm1(x)))
-        scale, shift = tf.split(self.to_scale_shift(tf.nn.silu(emb))[:, None, :], 2, axis=-1)
-        h = self.norm2(h) * (1.0 + scale) + shift
+    def call(self, x, emb=None):
+        h = self.norm2(self.conv1(tf.nn.silu(self.norm1(x))))
+        if emb is not None:                  # no step embedding: a plain block (the encoder's)
+            scale, shift = tf.split(self.to_scale_shift(tf.nn.silu(emb))[:, None, :], 2, -1)
+            h = h * (1.0 + scale) + shift
         h = self.conv2(tf.nn.silu(h))
         return h + (x if self.skip is None else self.skip(x))
 
