@@ -211,6 +211,7 @@ class DiffGenParams:
     autoencoder: str = ""                       # the DiffAE run directory (train.py --autoencoder)
     text_encoder: str = ""                      # keras-hub preset directory; "" = all-MiniLM-L6-v2
     text_max_length: int = 64                   # tokens (reference: 128 with T5-base)
+    text_dim: int = 384                         # the encoder's state features (MiniLM: 384)
     latent_channels: int = 32                   # must equal the autoencoder's
     channels: ints = (128, 256, 512, 512, 1024, 1024)
     factors: ints = (1, 2, 2, 2, 2, 2)
@@ -223,8 +224,8 @@ class DiffGenParams:
     guidance: float = 5.0                       # default sampling scale (1 = no guidance)
 
     def validate(self):
-        _positive(self, "text_max_length", "latent_channels", "heads", "head_features",
-                  "guidance")
+        _positive(self, "text_max_length", "text_dim", "latent_channels", "heads",
+                  "head_features", "guidance")
         _levels(self, "channels", "factors", "items", "attentions", "cross_attentions")
         if not 0.0 <= self.cfg_drop < 1.0:
             raise ParamsError(f"network.cfg_drop must be in [0, 1), got {self.cfg_drop}")
