@@ -6,7 +6,7 @@ receives the latent at one depth, trained with the v-objective.
     z = ae.encode(audio)                             # [B, T] or [B, T, 1] → [B, ⌈T/hop⌉, C] in (−1, 1)
     audio = ae.decode(z, num_steps=50, length=T)     # the V sampler; [B, T]
 
-Encoder: |STFT| (n_fft, hop; centred, so T/hop frames) → conv stem → per stage: ResNet blocks,
+Encoder: log(1 + |STFT|) (n_fft, hop; centred, so T/hop frames) → conv stem → per stage: ResNet blocks,
 strided conv ↓factor → 1×1 conv to the latent channels → tanh. Latent hop = hop · Π factors.
 Inputs are zero-padded to a multiple of `length_multiple` (the latent hop and the decoder's
 down-sampling), and `decode(…, length=T)` crops back, so encode→decode keeps the length.
@@ -40,7 +40,8 @@ class STFTEncoder(layers.Layer):
         half = self.n_fft // 2
         padded = tf.pad(audio, [[0, 0], [half, half]])                   # centred frames
         spec = tf.abs(tf.signal.stft(padded, self.n_fft, self.hop, fft_length=self.n_fft))
-        h = self.stem(spec[:, :tf.shape(audio)[1] // self.hop])           # [B, T/hop, bins]
+        # log(1 + |X|): our choice, so loud tonal bins (|X| ~ n_fft/4) do not saturate the tanh.
+        h = self.stem(tf.math.log1p(spec[:, :tf.shape(audio)[1] // self.hop]))  # [B, T/hop, bins]
         for k in range(len(self.factors)):
             for b in range(self.blocks[k]):
                 h = getattr(self, f"resnet_{k}_{b}")(h)
