@@ -197,7 +197,7 @@ def main(argv=None) -> int:
             shape = [args.num, mel.shape[0] * params.network.hop_length, 1]
             cond["mel"] = tf.tile(tf.constant(mel)[None], [args.num, 1, 1])
         if params.model == "diffgen":
-            family.decode_steps = args.decode_steps
+            family.decode_steps, family.decode_seed = args.decode_steps, args.seed
             scale = params.network.guidance if args.guidance is None else args.guidance
             cond = {**family.text_condition([args.text] * args.num), "guidance": scale}
         elif params.model == "diffae":       # reconstruction: encode, decode from pure noise

@@ -85,6 +85,7 @@ class DiffGenFamily:
     conditioning = "text"
     tensorboard_samples = False
     decode_steps = 50                   # V-sampler steps of the DiffAE decoder in to_audio
+    decode_seed = 0                     # the decoder's noise seed (generate.py: --seed)
 
     def __post_init__(self):
         self._autoencoder, self._captions, self._encoder, self._length = None, None, None, None
@@ -198,7 +199,7 @@ class DiffGenFamily:
         """Latents → audio by the DiffAE decoder (decode_steps V steps), cropped to the length
         asked for in sample_shape."""
         audio = self.autoencoder.decode(tf.convert_to_tensor(x, tf.float32), self.decode_steps,
-                                        self._length)
+                                        self._length, seed=self.decode_seed)
         return audio.numpy(), None
 
     def from_audio(self, audio, num: int):
