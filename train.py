@@ -59,6 +59,9 @@ def resolve_params(args) -> Params:
                           f"network.autoencoder={os.path.abspath(args.autoencoder)}"]
     requested = apply_overrides(get_preset(args.preset or "base", args.model), args.overrides)
     path = os.path.join(args.run, "params.json")
+    if requested.model == "diffgen" and not os.path.exists(path):
+        from diffusion.latent_families import check_autoencoder_run
+        check_autoencoder_run(requested.network.autoencoder)
     if not os.path.exists(path):
         try:
             requested.save(path)
@@ -111,9 +114,6 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         prepared = prepare(args.data, params.data, rebuild=args.rebuild_cache)
         check_labels(prepared, params)
-        if params.model == "diffgen":
-            from diffusion.latent_families import check_autoencoder_run
-            check_autoencoder_run(params.network.autoencoder)
     except (ParamsError, DataError, StrategyError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -65,7 +65,7 @@ class TextToAudioModule(tf.Module):
             object.__setattr__(self, name, value)
         self.latent_hop, self.multiple = autoencoder.latent_hop, family.latent_multiple
         self.latent_channels = n.latent_channels
-        self.sample_rate = tf.constant(rate)                  # readable by servers
+        self.sample_rate = tf.Variable(rate, trainable=False, name="sample_rate")  # for servers
         self.rate = rate
 
     def _text(self, text):
