@@ -22,7 +22,10 @@ def parse_args(argv=None):
     p.add_argument("--run", required=True)
     p.add_argument("--out", required=True, help="new directory for the SavedModel")
     p.add_argument("--sampler", default="fast", help="fast | ddpm | ddim (fixed at export)")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50, ≤ T)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="DDIM steps (default 50, ≤ T); diffgen: V steps (default 50)")
+    p.add_argument("--decode-steps", type=int, default=50,
+                   help="diffgen: V steps of the DiffAE decoder (fixed at export)")
     p.add_argument("--eta", type=float, default=0.0)
     p.add_argument("--ema", dest="ema", action="store_true", default=True)
     p.add_argument("--no-ema", dest="ema", action="store_false")
@@ -41,9 +44,11 @@ def main(argv=None) -> int:
         return 2
     try:
         params, family, model = load_run(args.run, use_ema=args.ema)
+        if params.model == "diffgen":
+            return export_diffgen(args, family, model)
         if params.model != "diffwave":
             raise ValueError(f"{args.run}: SavedModel export of {params.model} runs is not in "
-                             f"this version (DiffWave runs only)")
+                             f"this version (DiffWave and diffgen runs only)")
         if args.steps is not None and not 1 <= args.steps <= params.diffusion.num_steps:
             raise ValueError(f"--steps must be in 1..{params.diffusion.num_steps}, "
                              f"got {args.steps}")
@@ -57,6 +62,22 @@ def main(argv=None) -> int:
     print(f"exported {args.run} ({args.sampler}, {scheduler.num_inference_steps} steps, "
           f"{params.network.conditioning} conditioning) to {args.out} in "
           f"{time.perf_counter() - start:.1f} s; signatures: serving_default, generate, denoise")
+    return 0
+
+
+def export_diffgen(args, family, model) -> int:
+    """Text → audio: a string input, both V loops and the text encoder in the graph."""
+    from diffusion.text_export import TextToAudioModule, export_text_to_audio
+    steps = args.steps or 50
+    for flag, value in (("--steps", steps), ("--decode-steps", args.decode_steps)):
+        if not 1 <= value <= 1000:
+            raise ValueError(f"{flag} must be in 1..1000, got {value}")
+    family.autoencoder                            # loads and checks the DiffAE run
+    start = time.perf_counter()
+    export_text_to_audio(TextToAudioModule(family, model, steps, args.decode_steps), args.out)
+    print(f"exported {args.run} (text → audio, {steps} + {args.decode_steps} V steps) to "
+          f"{args.out} in {time.perf_counter() - start:.1f} s; signature serving_default(text, "
+          f"seconds, seed, guidance); servers must `import tensorflow_text` first")
     return 0
 
 

@@ -3,6 +3,8 @@
     python generate.py --run runs/digits --seconds 2.5 --num 4 --out out/ \
         [--sampler fast|ddpm|ddim] [--steps N] [--eta 0] [--seed 0] [--label 7] \
         [--mel FILE] [--from-audio FILE --strength 0.5] [--no-ema] [--chunk-seconds 4]
+    python generate.py --run T2A_RUN --text "a brass quartet playing a Bach chorale" \
+        --seconds 6 [--guidance 5] [--steps 50] [--decode-steps 50]      # text → audio
 
 fast: DiffWave's short inference schedule (params diffusion.inference_betas, 6 steps for BASE)
 aligned to fractional training steps; ddpm: ancestral sampling over all T training steps;
@@ -10,6 +12,9 @@ ddim: DDIM over --steps evenly spaced training steps with --eta (0 = determinist
 --from-audio starts from that audio noised to --strength (audio-to-audio, SDEdit);
 --mel conditions a mel vocoder run on a log-mel (.npy [frames, n_mels]) or an audio file.
 Long clips are denoised in overlapping chunks (exact: the halo covers the receptive field).
+Text-to-audio (diffgen) runs: the V sampler makes a DiffAE latent for the duration (classifier-
+free guidance --guidance), which the run's autoencoder decodes with --decode-steps V steps.
+A diffae run reconstructs --from-audio (encode → decode).
 """
 from __future__ import annotations
 
@@ -23,7 +28,8 @@ from params import quiet_tensorflow  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-SAMPLERS = ("fast", "ddpm", "ddim")
+SAMPLERS = ("fast", "ddpm", "ddim", "v")
+V_FAMILIES = ("diffae", "diffgen")     # text-to-audio: the V sampler only
 
 
 def parse_args(argv=None):
@@ -44,6 +50,12 @@ def parse_args(argv=None):
     p.add_argument("--chunk-seconds", type=float, default=4.0,
                    help="denoise longer clips in exact overlapping chunks (0: never)")
     p.add_argument("--label", type=int, default=None, help="class label (class-conditional)")
+    p.add_argument("--text", default=None, help="text prompt (diffgen runs)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale (diffgen; default network.guidance, "
+                        "1 = none)")
+    p.add_argument("--decode-steps", type=int, default=50,
+                   help="V-sampler steps of the DiffAE decoder (diffgen runs)")
     p.add_argument("--ema", dest="ema", action="store_true", default=True,
                    help="sample with the EMA weights (default)")
     p.add_argument("--no-ema", dest="ema", action="store_false", help="use the raw weights")
@@ -63,8 +75,10 @@ def check_args(args, params):
             not 1 <= args.steps <= params.diffusion.num_steps:
         raise ValueError(f"--steps must be in 1..{params.diffusion.num_steps} (the run's T), "
                          f"got {args.steps}")
-    if args.steps is not None and args.sampler != "ddim":
-        raise ValueError(f"--steps applies to --sampler ddim (fast and ddpm have fixed steps)")
+    check_t2a_args(args, params)
+    if args.steps is not None and args.sampler not in ("ddim", "v"):
+        raise ValueError(f"--steps applies to --sampler ddim or v (fast and ddpm have fixed "
+                         f"steps)")
     if args.eta < 0:
         raise ValueError(f"--eta must be >= 0, got {args.eta}")
     if args.from_audio is not None and not 0 < args.strength <= 1:
@@ -88,6 +102,34 @@ def check_args(args, params):
                          f"file)")
     if conditioning != "mel" and args.mel is not None:
         raise ValueError(f"{args.run} is not mel-conditioned; drop --mel")
+
+
+def check_t2a_args(args, params):
+    """The text-to-audio families' options (V sampler, --text, --guidance, --decode-steps)."""
+    v_family = params.model in V_FAMILIES
+    if v_family != (args.sampler == "v"):
+        raise ValueError(f"--sampler {args.sampler} does not apply to {params.model} runs "
+                         f"(v is for diffae/diffgen runs only)")
+    if args.sampler == "v" and args.steps is not None and not 1 <= args.steps <= 1000:
+        raise ValueError(f"--steps must be in 1..1000, got {args.steps}")
+    if params.model == "diffgen":
+        if not args.text:
+            raise ValueError(f"{args.run} is a text-to-audio (diffgen) run: give --text "
+                             f"\"a prompt\"")
+        if args.guidance is not None and not args.guidance > 0:
+            raise ValueError(f"--guidance must be > 0 (1 = no guidance), got {args.guidance}")
+        if not 1 <= args.decode_steps <= 1000:
+            raise ValueError(f"--decode-steps must be in 1..1000, got {args.decode_steps}")
+        if args.from_audio is not None:
+            raise ValueError("--from-audio is not supported for diffgen runs; use --text")
+    else:
+        for flag, value in (("--text", args.text), ("--guidance", args.guidance)):
+            if value is not None:
+                raise ValueError(f"{args.run} is a {params.model} run, not text-conditioned; "
+                                 f"drop {flag}")
+    if params.model == "diffae" and args.from_audio is None:
+        raise ValueError(f"{args.run} is a diffusion autoencoder: give --from-audio FILE to "
+                         f"reconstruct it (text → audio needs a diffgen run)")
 
 
 def read_audio(path, rate):
@@ -135,6 +177,8 @@ def main(argv=None) -> int:
     try:
         params, family, model = load_run(args.run, use_ema=args.ema)
         check_args(args, params)
+        if params.model == "diffgen":
+            family.autoencoder                  # loads and checks the DiffAE run now
         os.makedirs(args.out, exist_ok=True)
     except (RunError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -152,7 +196,16 @@ def main(argv=None) -> int:
             mel = read_mel(args.mel, params)
             shape = [args.num, mel.shape[0] * params.network.hop_length, 1]
             cond["mel"] = tf.tile(tf.constant(mel)[None], [args.num, 1, 1])
-        if args.from_audio is not None:
+        if params.model == "diffgen":
+            family.decode_steps, family.decode_seed = args.decode_steps, args.seed
+            scale = params.network.guidance if args.guidance is None else args.guidance
+            cond = {**family.text_condition([args.text] * args.num), "guidance": scale}
+        elif params.model == "diffae":       # reconstruction: encode, decode from pure noise
+            clip = read_audio(args.from_audio, rate)
+            shape = [args.num, model.padded_length(len(clip)), 1]
+            cond["latent"] = tf.tile(model.encode(clip[None]), [args.num, 1, 1])
+            args.seconds = len(clip) / rate
+        elif args.from_audio is not None:
             init = family.from_audio(read_audio(args.from_audio, rate), args.num)
             shape = list(init.shape)
     except (AudioError, ValueError) as e:
@@ -173,7 +226,9 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     x = sample(denoise, scheduler, shape, args.seed, progress, init=init,
                strength=args.strength).numpy()
-    audio, images = family.to_audio(x)          # Griffin-Lim for mel images
+    audio, images = family.to_audio(x)          # Griffin-Lim for mel images; DiffAE decoding
+    if params.model in V_FAMILIES:              # latent and padded lengths → the length asked
+        audio = audio[:, :max(1, int(round(args.seconds * rate)))]
     elapsed = time.perf_counter() - start
     if sys.stderr.isatty():
         print(file=sys.stderr)
@@ -188,6 +243,9 @@ def main(argv=None) -> int:
     seconds = args.num * length / rate
     steps = scheduler.start_index(args.strength) + 1 if init is not None \
         else scheduler.num_inference_steps
+    if params.model == "diffgen":
+        print(f"text: {args.text!r}, guidance {cond['guidance']:g}, latent "
+              f"{list(shape[1:])}, decoder {args.decode_steps} V steps")
     print(f"wrote {args.num} clip(s) of {length / rate:.2f} s to {args.out} "
           f"({args.sampler}, {steps} steps, {elapsed:.1f} s, "
           f"real-time factor {seconds / elapsed:.2f})")

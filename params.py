@@ -161,8 +161,94 @@ class MelUNetParams:
         return self.x_res * self.hop_length - 1
 
 
+@dataclass
+class DiffAEParams:
+    """Moûsai's diffusion autoencoder: |STFT| conv encoder → tanh latent; 1-D UNet decoder (v)."""
+    n_fft: int = 1023
+    hop_length: int = 256
+    encoder_channels: int = 512
+    encoder_multipliers: ints = (1, 1, 1)       # one more than encoder_factors
+    encoder_factors: ints = (2, 2)
+    encoder_blocks: ints = (4, 8)
+    latent_channels: int = 32                   # latent hop = hop_length · Π encoder_factors
+    channels: ints = (256, 512, 512, 512, 1024, 1024, 1024)   # decoder UNet, per level
+    factors: ints = (1, 2, 2, 2, 2, 2, 2)
+    items: ints = (1, 2, 2, 2, 2, 2, 2)
+    attentions: ints = (0, 0, 0, 0, 1, 1, 1)
+    heads: int = 8
+    head_features: int = 64
+    inject_depth: int = 4                       # the latent enters the decoder at this level
+    patch: int = 1                              # samples folded into channels at the stem
+
+    def validate(self):
+        _positive(self, "n_fft", "hop_length", "encoder_channels", "latent_channels", "heads",
+                  "head_features", "patch")
+        _levels(self, "encoder_factors", "encoder_blocks")
+        if len(self.encoder_multipliers) != len(self.encoder_factors) + 1:
+            raise ParamsError(f"network.encoder_multipliers needs {len(self.encoder_factors) + 1}"
+                              f" entries (one more than encoder_factors)")
+        _levels(self, "channels", "factors", "items", "attentions")
+        if not 0 <= self.inject_depth < len(self.channels):
+            raise ParamsError(f"network.inject_depth must be in 0..{len(self.channels) - 1}, "
+                              f"got {self.inject_depth}")
+        if self.latent_hop % self.depth_factor(self.inject_depth):
+            raise ParamsError(f"network: the latent hop {self.latent_hop} must be a multiple of "
+                              f"the decoder's down-sampling at inject_depth "
+                              f"({self.depth_factor(self.inject_depth)})")
+
+    @property
+    def latent_hop(self) -> int:
+        return self.hop_length * math.prod(self.encoder_factors)
+
+    def depth_factor(self, depth: int) -> int:
+        return self.patch * math.prod(self.factors[:depth + 1])
+
+
+@dataclass
+class DiffGenParams:
+    """Moûsai's text-conditioned latent generator: a 1-D UNet over DiffAE latents with
+    cross-attention to frozen text-encoder states and classifier-free guidance."""
+    autoencoder: str = ""                       # the DiffAE run directory (train.py --autoencoder)
+    text_encoder: str = ""                      # keras-hub preset directory; "" = all-MiniLM-L6-v2
+    text_max_length: int = 64                   # tokens (reference: 128 with T5-base)
+    text_dim: int = 384                         # the encoder's state features (MiniLM: 384)
+    latent_channels: int = 32                   # must equal the autoencoder's
+    channels: ints = (128, 256, 512, 512, 1024, 1024)
+    factors: ints = (1, 2, 2, 2, 2, 2)
+    items: ints = (2, 2, 2, 4, 8, 8)
+    attentions: ints = (0, 0, 1, 1, 1, 1)
+    cross_attentions: ints = (1, 1, 1, 1, 1, 1)
+    heads: int = 12
+    head_features: int = 64
+    cfg_drop: float = 0.1                       # p(text → learned null embedding) in training
+    guidance: float = 5.0                       # default sampling scale (1 = no guidance)
+
+    def validate(self):
+        _positive(self, "text_max_length", "text_dim", "latent_channels", "heads",
+                  "head_features", "guidance")
+        _levels(self, "channels", "factors", "items", "attentions", "cross_attentions")
+        if not 0.0 <= self.cfg_drop < 1.0:
+            raise ParamsError(f"network.cfg_drop must be in [0, 1), got {self.cfg_drop}")
+        if self.text_max_length < 2:
+            raise ParamsError(f"network.text_max_length must be >= 2, got {self.text_max_length}")
+
+
+def _levels(section, *names):
+    """Per-level lists: equally long, non-empty, positive (flags: 0/1)."""
+    lengths = {len(getattr(section, n)) for n in names}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ParamsError(f"network.{', '.join(names)} need one entry per level (equal, "
+                          f"non-empty lengths), got "
+                          f"{', '.join(str(list(getattr(section, n))) for n in names)}")
+    for n in names:
+        flags = n.endswith("attentions")
+        if any(v not in (0, 1) if flags else v <= 0 for v in getattr(section, n)):
+            raise ParamsError(f"network.{n} must be {'0/1 flags' if flags else '> 0'}, "
+                              f"got {list(getattr(section, n))}")
+
+
 NETWORKS = {"diffwave": DiffWaveParams,   # model family → its network section
-            "mel-unet": MelUNetParams}
+            "mel-unet": MelUNetParams, "diffae": DiffAEParams, "diffgen": DiffGenParams}
 
 
 @dataclass
@@ -185,6 +271,12 @@ class Params:
         if self.model == "mel-unet" and self.data.crop_samples != self.network.slice_samples:
             raise ParamsError(f"data.crop_samples must be one Mel slice, x_res·hop_length − 1 "
                               f"= {self.network.slice_samples}; got {self.data.crop_samples}")
+        if self.model == "diffae":
+            multiple = math.lcm(self.network.latent_hop, self.network.depth_factor(
+                len(self.network.channels) - 1))
+            if self.data.crop_samples % multiple:
+                raise ParamsError(f"data.crop_samples must be a multiple of {multiple} (latent "
+                                  f"hop and decoder down-sampling); got {self.data.crop_samples}")
         return self
 
     def to_dict(self) -> dict:
@@ -376,7 +468,33 @@ MEL_PRESETS = {
     # teticio/audio-diffusion-256: 256×256, blocks (128, 128, 256, 256, 512, 512).
     "base": {**_MEL, "data": {**_MEL["data"], "crop_samples": 256 * 512 - 1}},
 }
-PRESETS = {"diffwave": DIFFWAVE_PRESETS, "mel-unet": MEL_PRESETS}
+# The text-to-audio family (Moûsai): v-objective, EMA for inference (GUIDE's seed 002 figures).
+_T2A_TRAIN = {"learning_rate": 1e-4, "ema_decay": 0.999}
+_T2A_TINY_TRAIN = {"learning_rate": 1e-3, "checkpoint_every": 50, "log_every": 5,
+                   "audio_every": 100_000}
+DIFFAE_PRESETS = {
+    # 0.5 s crops, a 4-level decoder over 4-sample patches, latent 8 × (T/256): tests, CPU.
+    "tiny": {"data": {"crop_samples": 8192, "batch_size": 4, "shuffle_buffer": 64},
+             "network": {"n_fft": 255, "hop_length": 64, "encoder_channels": 32,
+                         "encoder_multipliers": (1, 1, 2), "encoder_factors": (2, 2),
+                         "encoder_blocks": (1, 1), "latent_channels": 8,
+                         "channels": (16, 32, 32, 64), "factors": (1, 2, 4, 4),
+                         "items": (1, 1, 1, 1), "attentions": (0, 0, 0, 1), "heads": 2,
+                         "head_features": 16, "inject_depth": 3, "patch": 4},
+             "train": _T2A_TINY_TRAIN},
+    # The reference configuration (2^18-sample crops in the paper; 2^16 here at 16 kHz mono).
+    "base": {"data": {"crop_samples": 65536, "batch_size": 8}, "train": _T2A_TRAIN},
+}
+DIFFGEN_PRESETS = {
+    "tiny": {"data": {"crop_samples": 8192, "batch_size": 4, "shuffle_buffer": 64},
+             "network": {"text_max_length": 48, "latent_channels": 8, "channels": (32, 64),
+                         "factors": (1, 2), "items": (1, 1), "attentions": (0, 1),
+                         "cross_attentions": (1, 1), "heads": 2, "head_features": 16},
+             "train": _T2A_TINY_TRAIN},
+    "base": {"data": {"crop_samples": 65536, "batch_size": 8}, "train": _T2A_TRAIN},
+}
+PRESETS = {"diffwave": DIFFWAVE_PRESETS, "mel-unet": MEL_PRESETS, "diffae": DIFFAE_PRESETS,
+           "diffgen": DIFFGEN_PRESETS}
 
 
 def quiet_tensorflow() -> None:

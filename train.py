@@ -43,13 +43,25 @@ def parse_args(argv=None):
     p.add_argument("--prepare-only", action="store_true",
                    help="decode and cache the data, print a summary and one batch, then stop")
     p.add_argument("--rebuild-cache", action="store_true", help="ignore an existing data cache")
+    p.add_argument("--autoencoder", default=None,
+                   help="--model diffgen: the DiffAE run whose latents it learns to generate")
     return p.parse_args(argv)
 
 
 def resolve_params(args) -> Params:
     """New run: preset + overrides, saved. Existing run: its params.json, which must agree."""
+    if args.autoencoder is not None:          # diffgen: the DiffAE run, kept in params.json
+        from diffusion.latent_families import check_autoencoder_run
+        if args.model != "diffgen":
+            raise ParamsError(f"--autoencoder applies to --model diffgen, not {args.model}")
+        check_autoencoder_run(args.autoencoder)
+        args.overrides = [*args.overrides,
+                          f"network.autoencoder={os.path.abspath(args.autoencoder)}"]
     requested = apply_overrides(get_preset(args.preset or "base", args.model), args.overrides)
     path = os.path.join(args.run, "params.json")
+    if requested.model == "diffgen" and not os.path.exists(path):
+        from diffusion.latent_families import check_autoencoder_run
+        check_autoencoder_run(requested.network.autoencoder)
     if not os.path.exists(path):
         try:
             requested.save(path)
@@ -102,7 +114,7 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         prepared = prepare(args.data, params.data, rebuild=args.rebuild_cache)
         check_labels(prepared, params)
-    except (ParamsError, DataError, StrategyError) as e:
+    except (ParamsError, DataError, StrategyError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(prepared.report.summary())
@@ -116,14 +128,20 @@ def main(argv=None) -> int:
               f"rms {float((audio ** 2).mean() ** 0.5):.3f}")
         print(f"params: {os.path.join(args.run, 'params.json')}")
         return 0
-    return run_training(args, params, strategy, dataset)
+    return run_training(args, params, strategy, dataset, prepared)
 
 
-def run_training(args, params, strategy, dataset) -> int:
+def run_training(args, params, strategy, dataset, prepared=None) -> int:
     from diffusion.families import family_for
     from diffusion.trainer import TrainError, Trainer
     family = family_for(params)
     until = params.train.max_steps if args.steps is None else args.steps
+    if hasattr(family, "prepare_training"):   # diffgen: frozen autoencoder, cached text states
+        try:
+            print(family.prepare_training(prepared))
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     try:
         trainer = Trainer(family, params, strategy, args.run, dataset)
         resumed = trainer.restore()
@@ -142,7 +160,7 @@ def run_training(args, params, strategy, dataset) -> int:
 
 def _audio_sampler(family, params):
     """Two one-second samples for TensorBoard, with the family's default sampler."""
-    if family.conditioning == "mel":
+    if family.conditioning == "mel" or not getattr(family, "tensorboard_samples", True):
         return None
     import tensorflow as tf
     from diffusion.inference import build_scheduler

@@ -121,7 +121,10 @@ class MelUNetFamily:
         return np.stack([mel.image_to_audio(image) for image in images]), images
 
 
-FAMILIES = {"diffwave": DiffWaveFamily, "mel-unet": MelUNetFamily}
+from diffusion.latent_families import DiffAEFamily, DiffGenFamily  # noqa: E402  (text-to-audio)
+
+FAMILIES = {"diffwave": DiffWaveFamily, "mel-unet": MelUNetFamily, "diffae": DiffAEFamily,
+            "diffgen": DiffGenFamily}
 
 
 def family_for(params):

@@ -54,13 +54,16 @@ def build_scheduler(params, sampler: str, steps=None, eta: float = 0.0):
     """The scheduler of a run by name (generate.py and export.py share it)."""
     from diffusion.samplers import AncestralScheduler, DDIMScheduler
     from diffusion.schedule import NoiseSchedule
+    if sampler == "v":                     # v-diffusion families: σ linear from 1 to 0
+        from diffusion.vsampler import VScheduler
+        return VScheduler(steps or 50)
     schedule = NoiseSchedule.from_params(params)
     if sampler == "ddim":
         scheduler = DDIMScheduler(schedule, eta=eta)
         scheduler.set_timesteps(steps or min(50, schedule.num_steps))
         return scheduler
     if sampler not in ("fast", "ddpm"):
-        raise ValueError(f"unknown sampler {sampler!r} (choose from fast, ddpm, ddim)")
+        raise ValueError(f"unknown sampler {sampler!r} (choose from fast, ddpm, ddim, v)")
     scheduler = AncestralScheduler(schedule)
     if sampler == "fast":
         scheduler.set_timesteps("fast", params.diffusion.inference_betas)

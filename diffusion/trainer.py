@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from diffusion.ema import EMA
-from diffusion.objectives import draw_steps_and_noise, epsilon_loss
+from diffusion.objectives import make_objective
 from diffusion.schedule import NoiseSchedule
 from diffusion.strategy import is_chief
 
@@ -54,6 +54,9 @@ class Trainer:
         tp = params.train
         self.global_batch = params.data.batch_size
         self.schedule = NoiseSchedule.from_params(params)
+        # ε (DiffWave, mel) or v (text-to-audio families): the family chooses.
+        self.objective = make_objective(getattr(family, "objective", "epsilon"), self.schedule,
+                                        params.diffusion.loss)
         fp16 = tp.mixed_precision and tf.config.list_logical_devices("GPU")
         if tp.mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_float16" if fp16 else "mixed_bfloat16")
@@ -127,12 +130,16 @@ class Trainer:
         # t and ε drawn for the whole global batch, keyed by (step, seed); this replica's slice.
         seed = tf.stack([tf.cast(self.optimizer.iterations, tf.int32), self.params.train.seed])
         shape = tf.concat([[self.global_batch], tf.shape(x0)[1:]], axis=0)
-        t, noise = draw_steps_and_noise(self.schedule, shape, seed)
+        t, noise = self.objective.draw(shape, seed)
         t, noise = mine(t), mine(noise)
+        # Family-specific per-example draws (e.g. the CFG null-text mask), same keying.
+        if hasattr(self.family, "training_draws"):
+            extra = self.family.training_draws(self.global_batch, seed)
+            cond = {**cond, **{k: mine(v) for k, v in extra.items()}}
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            per_example = epsilon_loss(self.family.denoiser(self.model, cond, training=True),
-                                       self.schedule, x0, t, noise, self.params.diffusion.loss)
+            per_example = self.objective.loss(
+                self.family.denoiser(self.model, cond, training=True), x0, t, noise)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)
             scaled = loss * self.loss_scale
         grads = tape.gradient(scaled, variables)

@@ -1,0 +1,211 @@
+"""The text-to-audio families (Moûsai) on the shared core, v-objective and the V sampler:
+
+- `diffae`: the diffusion autoencoder trained on audio crops (x₀ = the waveform, conditioned
+  on its own latent, encoded on the fly from the clean crop);
+- `diffgen`: the latent generator (x₀ = the frozen DiffAE's latent of the crop, conditioned on
+  the cached text-encoder states of its caption, with classifier-free guidance).
+
+Same protocol as diffusion/families.py's DiffWaveFamily (build_model, split_batch,
+model_inputs, denoiser, sample_shape, to_audio, from_audio, default_sampler), plus `objective`,
+`training_draws` (the CFG mask) and `prepare_training` (the caption cache).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from diffusion.guidance import draw_keep_mask, guided
+
+
+class FamilyError(ValueError):
+    """A run, data set or argument that the family cannot use (one line, names it)."""
+
+
+@dataclasses.dataclass
+class DiffAEFamily:
+    params: object
+
+    objective = "v"
+    default_sampler = "v"
+    conditioning = "audio"              # conditioned on its own latent: no free-running samples
+    tensorboard_samples = False
+
+    def build_model(self):
+        from network.autoencoder import DiffAE
+        model = DiffAE.from_params(self.params, name="diffae")
+        zeros = tf.zeros([1, model.length_multiple, 1])
+        model({"audio": zeros, "step": tf.zeros([1]), "source": zeros})
+        return model
+
+    def split_batch(self, batch):
+        audio = batch["audio"][..., :1]
+        return audio, {"source": audio}
+
+    def model_inputs(self, x_t, t, cond):
+        return {"audio": x_t, "step": t, **cond}
+
+    def denoiser(self, model, cond, training=False):
+        return lambda x_t, t: model(self.model_inputs(x_t, t, cond), training=training)
+
+    def sample_shape(self, num: int, seconds: float):
+        return [num, max(1, int(round(seconds * self.params.data.sample_rate))), 1]
+
+    def to_audio(self, x):
+        return np.asarray(x)[..., 0], None
+
+    def from_audio(self, audio, num: int):
+        return np.tile(np.asarray(audio, np.float32)[None, :, None], [num, 1, 1])
+
+
+def check_autoencoder_run(run_dir: str):
+    """The params of a DiffAE run directory, or a FamilyError saying why it is not one."""
+    from params import Params, ParamsError
+    if not run_dir:
+        raise FamilyError("a diffgen run needs --autoencoder DIFFAE_RUN (a run trained with "
+                          "--model diffae)")
+    try:
+        ae = Params.load(os.path.join(run_dir, "params.json"))
+    except ParamsError as e:
+        raise FamilyError(f"--autoencoder {run_dir}: {e}") from None
+    if ae.model != "diffae":
+        raise FamilyError(f"--autoencoder {run_dir}: a {ae.model} run, not a diffae run")
+    return ae
+
+
+@dataclasses.dataclass
+class DiffGenFamily:
+    params: object
+
+    objective = "v"
+    default_sampler = "v"
+    conditioning = "text"
+    tensorboard_samples = False
+    decode_steps = 50                   # V-sampler steps of the DiffAE decoder in to_audio
+    decode_seed = 0                     # the decoder's noise seed (generate.py: --seed)
+
+    def __post_init__(self):
+        self._autoencoder, self._captions, self._encoder, self._length = None, None, None, None
+
+    # --- the frozen parts ----------------------------------------------------------------
+    @property
+    def autoencoder(self):
+        """The DiffAE (EMA weights) of network.autoencoder, loaded once and checked."""
+        if self._autoencoder is None:
+            from diffusion.inference import RunError, load_run
+            n = self.params.network
+            ae_params = check_autoencoder_run(n.autoencoder)
+            if ae_params.network.latent_channels != n.latent_channels:
+                raise FamilyError(f"--autoencoder {n.autoencoder}: latent has "
+                                  f"{ae_params.network.latent_channels} channels, this run "
+                                  f"network.latent_channels={n.latent_channels}")
+            if ae_params.data.sample_rate != self.params.data.sample_rate:
+                raise FamilyError(f"--autoencoder {n.autoencoder}: trained at "
+                                  f"{ae_params.data.sample_rate} Hz, this run at "
+                                  f"{self.params.data.sample_rate} Hz (data.sample_rate)")
+            try:
+                self._autoencoder = load_run(n.autoencoder)[2]
+            except RunError as e:
+                raise FamilyError(f"--autoencoder: {e}") from None
+            self._autoencoder.trainable = False
+        return self._autoencoder
+
+    @property
+    def latent_multiple(self) -> int:
+        """Latent frames must divide by the generator's and the decoder's down-sampling."""
+        ae = self.autoencoder
+        return math.lcm(math.prod(self.params.network.factors),
+                        ae.length_multiple // ae.latent_hop)
+
+    def prepare_training(self, prepared) -> str:
+        """Loads the autoencoder, checks the crop, encodes (or reuses) the captions' states."""
+        from data.text_cache import CaptionStates
+        multiple = self.latent_multiple * self.autoencoder.latent_hop
+        if self.params.data.crop_samples % multiple:
+            raise FamilyError(f"data.crop_samples must be a multiple of {multiple} (the "
+                              f"autoencoder's latent hop × the generator's down-sampling); got "
+                              f"{self.params.data.crop_samples}")
+        captions = [s.caption for s in prepared.report.sources]
+        if not any(captions):
+            raise FamilyError(f"{prepared.report.origin}: no captions (a diffgen run trains on "
+                              f"the 'caption' field of metadata.jsonl)")
+        self._captions = CaptionStates.build(captions, self.params.network)
+        return (f"text states: {len(self._captions.captions)} captions, "
+                f"{'reused' if self._captions.from_cache else 'computed'}: "
+                f"{self._captions.path}")
+
+    def text_condition(self, texts):
+        """Sampling: the frozen text encoder's states of `texts` (loaded once)."""
+        from data.text_cache import encoder_dir
+        from network.text_encoder import TextEncoder
+        n = self.params.network
+        if self._encoder is None:
+            self._encoder = TextEncoder(encoder_dir(n.text_encoder), max_length=n.text_max_length)
+        states, mask = self._encoder(list(texts))
+        return {"text": states, "text_mask": mask}
+
+    # --- the protocol ----------------------------------------------------------------------
+    def build_model(self):
+        from network.unet1d import UNet1D
+        n = self.params.network
+        model = UNet1D(n.latent_channels, n.channels, n.factors, n.items, n.attentions,
+                       n.cross_attentions, n.heads, n.head_features, text_dim=n.text_dim,
+                       text_length=n.text_max_length, name="diffgen")
+        length = math.prod(n.factors)
+        model({"x": tf.zeros([1, length, n.latent_channels]), "step": tf.zeros([1]),
+               "text": tf.zeros([1, n.text_max_length, n.text_dim]),
+               "text_mask": tf.ones([1, n.text_max_length], tf.bool)})
+        return model
+
+    def split_batch(self, batch):
+        """Audio crops → x₀ = the frozen DiffAE latents; captions → cached text states."""
+        latent = tf.stop_gradient(self.autoencoder.encode(batch["audio"][..., 0]))
+        states, mask = self._captions.lookup(batch["caption"])
+        return latent, {"text": states, "text_mask": mask}
+
+    def training_draws(self, batch: int, seed):
+        """The CFG mask for the global batch, keyed by the trainer's (step, seed)."""
+        return {"text_keep": draw_keep_mask(batch, self.params.network.cfg_drop, seed)}
+
+    def model_inputs(self, x_t, t, cond):
+        return {"x": x_t, "step": t, **cond}
+
+    def denoiser(self, model, cond, training=False):
+        """v̂(x, σ | text); with cond["guidance"] = s: v̂_∅ + s·(v̂_c − v̂_∅) (s = 1: v̂_c)."""
+        cond = dict(cond)
+        scale = cond.pop("guidance", None)
+        if scale is None or training:
+            return lambda x_t, t: model(self.model_inputs(x_t, t, cond), training=training)
+
+        def with_keep(x_t, t, keep):
+            times = tf.shape(x_t)[0] // tf.shape(cond["text"])[0]     # 2 when cond + uncond
+            text = {k: tf.tile(v, tf.concat([[times], tf.ones([tf.rank(v) - 1], tf.int32)], 0))
+                    for k, v in cond.items()}
+            return model(self.model_inputs(x_t, t, {**text, "text_keep": keep}))
+        return guided(with_keep, scale)
+
+    def sample_shape(self, num: int, seconds: float):
+        """Latent frames for `seconds`, rounded up to what the networks can take."""
+        samples = max(1, int(round(seconds * self.params.data.sample_rate)))
+        frames = -(-samples // self.autoencoder.latent_hop)
+        frames = -(-frames // self.latent_multiple) * self.latent_multiple
+        self._length = samples
+        return [num, frames, self.params.network.latent_channels]
+
+    def to_audio(self, x):
+        """Latents → audio by the DiffAE decoder (decode_steps V steps), cropped to the length
+        asked for in sample_shape."""
+        audio = self.autoencoder.decode(tf.convert_to_tensor(x, tf.float32), self.decode_steps,
+                                        self._length, seed=self.decode_seed)
+        return audio.numpy(), None
+
+    def from_audio(self, audio, num: int):
+        """Audio → its DiffAE latent, the x₀ of latent audio-to-audio."""
+        audio = np.asarray(audio, np.float32)
+        multiple = self.latent_multiple * self.autoencoder.latent_hop
+        self._length = len(audio)
+        audio = np.pad(audio, [0, -len(audio) % multiple])
+        return np.tile(self.autoencoder.encode(audio[None]).numpy(), [num, 1, 1])

@@ -1,0 +1,109 @@
+"""A text → audio SavedModel: tokenizer, frozen text encoder, DiffGen with classifier-free
+guidance and the DiffAE decoder, both V-sampling loops in the graph (tf.while_loop).
+
+Signature serving_default / generate(text: string [N], seconds: float32, seed: int32,
+guidance: float32) → {"audio": [N, round(seconds · sample_rate)]}.
+
+The tokenizer is keras-hub's WordPiece, i.e. TensorFlow Text ops: a server must
+`import tensorflow_text` before tf.saved_model.load (it registers the ops; the Python wheel is
+in requirements.txt). Weights are plain tf.Variables run through stateless_call (Keras 3
+variables do not restore in TF1-style loaders). The noise is the Python sampler's for the same
+seed (DiffGen keyed by `seed`, the decoder by `seed` too), so generate.py gives the same audio.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from diffusion.export import _StatelessModel
+from diffusion.samplers import initial_noise, step_noise
+from diffusion.vsampler import VScheduler
+
+MAX_SECONDS = 600.0
+
+
+def _plain(module, model, prefix):
+    """Plain variable copies of a Keras model's weights and a stateless caller over them."""
+    weights = [tf.Variable(v.value, name=f"{prefix}_w{i}")
+               for i, v in enumerate(model.trainable_variables)]
+    state = [tf.Variable(v.value, name=f"{prefix}_s{i}")
+             for i, v in enumerate(model.non_trainable_variables)]
+    setattr(module, f"{prefix}_weights", weights)
+    setattr(module, f"{prefix}_state", state)
+    return _StatelessModel(model, weights, state)
+
+
+def _v_loop(denoise, scheduler, shape, seed, channels):
+    """x at σ = 1 → x₀ with the scheduler's steps (the shared V maths), in the graph."""
+    spec = tf.TensorShape([None, None, channels])
+
+    def body(i, x):
+        n = scheduler.num_inference_steps - 1 - i
+        t = tf.fill(shape[:1], scheduler.model_steps[n])
+        x = scheduler.step(denoise(x, t), n, x, step_noise(shape, seed, n))
+        return i + 1, tf.ensure_shape(x, spec)
+
+    _, x = tf.while_loop(lambda i, _: i < scheduler.num_inference_steps, body,
+                         (tf.constant(0), tf.ensure_shape(initial_noise(shape, seed), spec)),
+                         shape_invariants=(tf.TensorShape([]), spec))
+    return x
+
+
+class TextToAudioModule(tf.Module):
+    def __init__(self, family, generator, steps: int, decode_steps: int):
+        super().__init__(name="text_to_audio")
+        family.text_condition([""])                       # loads the text encoder
+        encoder, autoencoder = family._encoder, family.autoencoder
+        n, rate = family.params.network, family.params.data.sample_rate
+        text_model = _plain(self, encoder._encoder, "text")
+        gen_model = _plain(self, generator, "diffgen")
+        ae_model = _plain(self, autoencoder, "diffae")
+        # Untracked (object.__setattr__): only the plain variables above are saved.
+        for name, value in (("family", family), ("encoder", encoder), ("text_model", text_model),
+                            ("gen_model", gen_model), ("ae_model", ae_model),
+                            ("gen_sched", VScheduler(steps)),
+                            ("dec_sched", VScheduler(decode_steps))):
+            object.__setattr__(self, name, value)
+        self.latent_hop, self.multiple = autoencoder.latent_hop, family.latent_multiple
+        self.latent_channels = n.latent_channels
+        self.sample_rate = tf.Variable(rate, trainable=False, name="sample_rate")  # for servers
+        self.rate = rate
+
+    def _text(self, text):
+        ids, mask = self.encoder.tokenize(text)
+        values = {"ids": ids, "mask": tf.cast(mask, "int32"), "zeros": tf.zeros_like(ids)}
+        from network.text_encoder import _FEEDS
+        states = self.text_model({k: values[_FEEDS[k]] for k in self.encoder._feeds})
+        return {"text": tf.cast(states, tf.float32), "text_mask": mask}
+
+    def generate(self, text, seconds, seed, guidance):
+        checks = [tf.debugging.assert_greater(tf.size(text), 0, message="text is empty"),
+                  tf.debugging.assert_greater(seconds, 0.0, message="seconds must be > 0"),
+                  tf.debugging.assert_less_equal(seconds, MAX_SECONDS,
+                                                 message=f"seconds must be <= {MAX_SECONDS}"),
+                  tf.debugging.assert_greater(guidance, 0.0, message="guidance must be > 0")]
+        with tf.control_dependencies(checks):
+            samples = tf.maximum(1, tf.cast(tf.round(seconds * self.rate), tf.int32))
+        frames = -(-samples // self.latent_hop)
+        frames = -(-frames // self.multiple) * self.multiple
+        num = tf.size(text)
+        cond = {**self._text(tf.reshape(text, [-1])), "guidance": guidance}
+        denoise = self.family.denoiser(self.gen_model, cond)
+        latent = _v_loop(denoise, self.gen_sched, tf.stack([num, frames, self.latent_channels]),
+                         seed, self.latent_channels)
+        decode = lambda x, t: self.ae_model({"audio": x, "step": t, "latent": latent})  # noqa
+        audio = _v_loop(decode, self.dec_sched, tf.stack([num, frames * self.latent_hop, 1]),
+                        seed, 1)
+        return {"audio": audio[:, :samples, 0]}
+
+
+def export_text_to_audio(module: TextToAudioModule, directory: str) -> None:
+    generate = tf.function(
+        lambda text, seconds, seed, guidance: module.generate(text, seconds, seed, guidance),
+        input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                         tf.TensorSpec([], tf.float32, name="seconds"),
+                         tf.TensorSpec([], tf.int32, name="seed"),
+                         tf.TensorSpec([], tf.float32, name="guidance")])
+    module.generate_fn = generate
+    concrete = generate.get_concrete_function()
+    tf.saved_model.save(module, directory, signatures={"serving_default": concrete,
+                                                       "generate": concrete})
