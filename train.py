@@ -16,6 +16,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from data.mel_images import is_image_dataset  # noqa: E402
 from data.pipeline import make_dataset, prepare  # noqa: E402
 from data.sources import DataError  # noqa: E402
 from params import (NETWORKS, PRESETS, Params, ParamsError, apply_overrides,  # noqa: E402
@@ -100,6 +101,8 @@ def main(argv=None) -> int:
         # MultiWorkerMirroredStrategy must exist before any other TF op runs.
         strategy = None if args.prepare_only else make_strategy(args.strategy)
         start = time.perf_counter()
+        if params.model == "mel-unet" and is_image_dataset(args.data):   # audio_to_images.py
+            return train_on_images(args, params, strategy)
         prepared = prepare(args.data, params.data, rebuild=args.rebuild_cache)
         check_labels(prepared, params)
     except (ParamsError, DataError, StrategyError) as e:
@@ -115,6 +118,26 @@ def main(argv=None) -> int:
         print(f"batch: audio {list(audio.shape)}, peak {abs(audio).max():.3f}, "
               f"rms {float((audio ** 2).mean() ** 0.5):.3f}")
         print(f"params: {os.path.join(args.run, 'params.json')}")
+        return 0
+    return run_training(args, params, strategy, dataset)
+
+
+def train_on_images(args, params, strategy) -> int:
+    """A stored mel-image dataset: checked against the run's Mel parameters, read as PNGs."""
+    from data.mel_images import image_dataset, read_rows
+    from diffusion.families import family_for
+    expected = family_for(params).mel.get_config()
+    expected.pop("n_iter")
+    try:
+        dataset = image_dataset(args.data, expected, params.data.batch_size,
+                                seed=params.train.seed)
+        count = len(read_rows(args.data))
+    except (DataError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"images: {args.data}: {count} stored spectrograms of {expected['y_res']}×"
+          f"{expected['x_res']}")
+    if args.prepare_only:
         return 0
     return run_training(args, params, strategy, dataset)
 

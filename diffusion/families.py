@@ -92,8 +92,12 @@ class MelUNetFamily:
         return model
 
     def split_batch(self, batch):
-        """Audio slices [B, x_res·hop − 1, 1] → images x₀ [B, y_res, x_res, 1] in [−1, 1]."""
-        pixels = self.mel._audio_to_pixels(batch["audio"][..., 0])         # uint8, in-graph
+        """Audio slices [B, x_res·hop − 1, 1] (or stored uint8 images [B, y_res, x_res] from
+        audio_to_images.py) → images x₀ [B, y_res, x_res, 1] in [−1, 1]."""
+        if "image" in batch:
+            pixels = batch["image"]
+        else:
+            pixels = self.mel._audio_to_pixels(batch["audio"][..., 0])     # uint8, in-graph
         return tf.cast(pixels, tf.float32)[..., None] / 127.5 - 1.0, {}
 
     def model_inputs(self, x_t, t, cond):
