@@ -43,6 +43,9 @@ def parse_args(argv=None):
                    help="split the CPU into N logical devices (test MirroredStrategy on CPU)")
     p.add_argument("--prepare-only", action="store_true",
                    help="decode and cache the data, print a summary and one batch, then stop")
+    p.add_argument("--init-from", default=None, metavar="RUN",
+                   help="fine-tune: start a new run from RUN's weights and EMA (same network "
+                        "params; fresh optimizer and step)")
     p.add_argument("--rebuild-cache", action="store_true", help="ignore an existing data cache")
     return p.parse_args(argv)
 
@@ -142,20 +145,40 @@ def train_on_images(args, params, strategy) -> int:
     return run_training(args, params, strategy, dataset)
 
 
+def check_init_from(other_run, params) -> None:
+    """--init-from needs a run of the same model with the same network params."""
+    if other_run is None:
+        return
+    path = os.path.join(other_run, "params.json")
+    if not os.path.isfile(path):
+        raise ParamsError(f"--init-from {other_run}: no params.json (not a run directory)")
+    other = Params.load(path)
+    if other.model != params.model:
+        raise ParamsError(f"--init-from {other_run}: model {other.model!r} ≠ {params.model!r}")
+    old, new = other.to_dict()["network"], params.to_dict()["network"]
+    diffs = [f"network.{k}: {old[k]!r} vs {new[k]!r}" for k in new if old.get(k) != new[k]]
+    if diffs:
+        raise ParamsError(f"--init-from {other_run}: network params differ "
+                          f"({'; '.join(diffs[:3])})")
+
+
 def run_training(args, params, strategy, dataset) -> int:
     from diffusion.families import family_for
     from diffusion.trainer import TrainError, Trainer
     family = family_for(params)
     until = params.train.max_steps if args.steps is None else args.steps
     try:
+        check_init_from(args.init_from, params)
         trainer = Trainer(family, params, strategy, args.run, dataset)
         resumed = trainer.restore()
+        if args.init_from and not resumed:
+            print(f"fine-tuning from {trainer.init_from(args.init_from)}")
         model = trainer.model
         print(f"model: {params.model}, {model.count_params():,} parameters, "
               f"{strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}); "
               + (f"resumed at step {resumed}" if resumed else "new run"))
         status = trainer.train(until, sample_fn=_audio_sampler(family, params))
-    except TrainError as e:
+    except (TrainError, ParamsError) as e:
         print(f"\nerror: {e}", file=sys.stderr)
         return 2
     print(f"{status}: step {trainer.step}; checkpoints in {trainer.manager.directory}; "
