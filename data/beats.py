@@ -73,14 +73,15 @@ def beat_phase(envelope, period: float) -> float:
     return best
 
 
-def track_beats(audio, sample_rate: int, hop_length: int = 256):
-    """(tempo in BPM, beat times in seconds) of mono audio."""
-    envelope, frame_rate = onset_strength(audio, sample_rate, hop_length)
+def track_beats(audio, sample_rate: int, hop_length: int = 256, n_fft: int = 1024):
+    """(tempo in BPM, beat times in seconds) of mono audio; frame k is centred on sample
+    k·hop + n_fft/2 (uncentred STFT frames)."""
+    envelope, frame_rate = onset_strength(audio, sample_rate, hop_length, n_fft)
     bpm = estimate_tempo(envelope, frame_rate)
     period = 60.0 * frame_rate / bpm
     phi = beat_phase(envelope, period)
-    beats = np.arange(phi, len(envelope), period) / frame_rate
-    return bpm, beats
+    beats = np.arange(phi, len(envelope), period) / frame_rate + n_fft / (2.0 * sample_rate)
+    return bpm, beats[beats * sample_rate < len(np.asarray(audio).reshape(-1))]
 
 
 def loop_bounds(audio, sample_rate: int, beats_per_bar: int = 4):

@@ -120,7 +120,7 @@ def test_beat_tracker_recovers_tempo_and_phase(bpm):
     from data.beats import track_beats
     tempo, beats = track_beats(click_track(bpm, 8.0), 22050)
     assert abs(tempo / bpm - 1) < 0.03, tempo
-    assert abs(beats[0] - 0.13) < 0.03, beats[:3]               # the phase of the first click
+    assert abs(beats[0] - 0.13) < 0.015, beats[:3]               # the phase of the first click
 
 
 def test_loop_is_a_whole_number_of_bars():
