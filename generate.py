@@ -11,6 +11,11 @@ aligned to fractional training steps; ddpm: ancestral sampling over all T traini
 ddim: DDIM over --steps evenly spaced training steps with --eta (0 = deterministic).
 --from-audio starts from that audio noised to --strength (audio-to-audio, SDEdit);
 --mel conditions a mel vocoder run on a log-mel (.npy [frames, n_mels]) or an audio file.
+--mask-start/--mask-end SECS keep those seconds of --from-audio at every step (in/out-painting;
+use --strength 1 to regenerate the rest from noise). --encode X.npy writes the DDIM inversion
+of --from-audio; --noise X.npy starts from a given x_T; --slerp OTHER --alpha a decodes the
+slerp of the two inputs' encodings. --loop N cuts each clip to whole bars at its tracked beat
+(data/beats.py) and tiles it N times.
 Long clips are denoised in overlapping chunks (exact: the halo covers the receptive field).
 Text-to-audio (diffgen) runs: the V sampler makes a DiffAE latent for the duration (classifier-
 free guidance --guidance), which the run's autoencoder decodes with --decode-steps V steps.
@@ -47,6 +52,19 @@ def parse_args(argv=None):
     p.add_argument("--from-audio", default=None, help="audio file to start from (SDEdit)")
     p.add_argument("--strength", type=float, default=0.5,
                    help="with --from-audio: 1 = pure noise, → 0 = keep the input")
+    p.add_argument("--mask-start", type=float, default=0.0, metavar="SECS",
+                   help="with --from-audio: keep its first SECS at every step (out-painting)")
+    p.add_argument("--mask-end", type=float, default=0.0, metavar="SECS",
+                   help="with --from-audio: keep its last SECS at every step")
+    p.add_argument("--encode", default=None, metavar="OUT.npy",
+                   help="with --from-audio and ddim: write its DDIM encoding x_T (inversion)")
+    p.add_argument("--noise", default=None, metavar="FILE.npy",
+                   help="start from this x_T (e.g. an --encode output) instead of the seed's")
+    p.add_argument("--slerp", default=None, metavar="AUDIO",
+                   help="with --from-audio and ddim: decode slerp(encode(from), encode(AUDIO))")
+    p.add_argument("--alpha", type=float, default=0.5, help="--slerp position (0 = --from-audio)")
+    p.add_argument("--loop", type=int, default=0, metavar="N",
+                   help="cut each clip to whole bars at its tracked beat and tile it N times")
     p.add_argument("--chunk-seconds", type=float, default=4.0,
                    help="denoise longer clips in exact overlapping chunks (0: never)")
     p.add_argument("--label", type=int, default=None, help="class label (class-conditional)")
@@ -83,6 +101,20 @@ def check_args(args, params):
         raise ValueError(f"--eta must be >= 0, got {args.eta}")
     if args.from_audio is not None and not 0 < args.strength <= 1:
         raise ValueError(f"--strength must be in (0, 1], got {args.strength}")
+    if (args.mask_start or args.mask_end) and args.from_audio is None:
+        raise ValueError("--mask-start/--mask-end keep parts of --from-audio: give --from-audio")
+    if args.mask_start < 0 or args.mask_end < 0:
+        raise ValueError(f"--mask-start/--mask-end must be >= 0 seconds, got "
+                         f"{args.mask_start}/{args.mask_end}")
+    if (args.encode or args.slerp) and (args.from_audio is None or args.sampler != "ddim"):
+        raise ValueError("--encode/--slerp invert --from-audio with DDIM: give --from-audio and "
+                         "--sampler ddim")
+    if args.noise and (args.from_audio or args.slerp):
+        raise ValueError("--noise is a starting x_T: drop --from-audio/--slerp")
+    if not 0 <= args.alpha <= 1:
+        raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}")
+    if args.loop < 0:
+        raise ValueError(f"--loop must be >= 0, got {args.loop}")
     if args.chunk_seconds < 0:
         raise ValueError(f"--chunk-seconds must be >= 0, got {args.chunk_seconds}")
     if args.num < 1:
@@ -173,7 +205,7 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from diffusion.inference import RunError, build_scheduler, load_run
-    from diffusion.samplers import sample
+    from diffusion.samplers import edge_mask, encode, sample, slerp
     try:
         params, family, model = load_run(args.run, use_ema=args.ema)
         check_args(args, params)
@@ -208,7 +240,17 @@ def main(argv=None) -> int:
         elif args.from_audio is not None:
             init = family.from_audio(read_audio(args.from_audio, rate), args.num)
             shape = list(init.shape)
-    except (AudioError, ValueError) as e:
+        if args.slerp is not None:
+            other = family.from_audio(read_audio(args.slerp, rate), args.num)
+            if other.shape != init.shape:
+                raise ValueError(f"{args.slerp}: gives x₀ {other.shape}, --from-audio gives "
+                                 f"{init.shape}")
+        if args.noise is not None:
+            noise = np.load(args.noise).astype(np.float32)
+            if list(noise.shape) != list(shape):
+                raise ValueError(f"{args.noise}: x_T must be {list(shape)} (--num, --seconds), "
+                                 f"got {list(noise.shape)}")
+    except (AudioError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     denoise = family.denoiser(model, cond)
@@ -224,11 +266,32 @@ def main(argv=None) -> int:
               flush=True)
 
     start = time.perf_counter()
-    x = sample(denoise, scheduler, shape, args.seed, progress, init=init,
-               strength=args.strength).numpy()
+    known = None
+    if args.mask_start or args.mask_end:      # keep those seconds of the input at every step
+        fps = family.frames_per_second()
+        known = (init, edge_mask(shape, family.time_axis, round(args.mask_start * fps),
+                                 round(args.mask_end * fps)))
+    if args.encode or args.slerp:             # DDIM inversion (image → x_T), then decode
+        noise = encode(denoise, scheduler, init).numpy()
+        if args.encode:
+            np.save(args.encode, noise)
+        if args.slerp:
+            noise = slerp(noise, encode(denoise, scheduler, other).numpy(), args.alpha)
+        init = None
+    elif args.noise is None:
+        noise = None
+    x = sample(denoise, scheduler, shape, args.seed, progress, init=init, strength=args.strength,
+               noise=noise, known=known).numpy()
     audio, images = family.to_audio(x)          # Griffin-Lim for mel images; DiffAE decoding
     if params.model in V_FAMILIES:              # latent and padded lengths → the length asked
         audio = audio[:, :max(1, int(round(args.seconds * rate)))]
+    if args.loop:                               # whole bars at the tracked beat, tiled
+        from data.beats import make_loop
+        try:
+            audio = np.stack([make_loop(clip, rate, args.loop) for clip in audio])
+        except ValueError as e:
+            print(f"error: --loop: {e}", file=sys.stderr)
+            return 2
     elapsed = time.perf_counter() - start
     if sys.stderr.isatty():
         print(file=sys.stderr)

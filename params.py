@@ -117,10 +117,12 @@ class TrainParams:
     log_every: int = 50
     audio_every: int = 5000
     max_steps: int = 1_000_000
+    grad_accum_steps: int = 1         # micro-batches of data.batch_size summed per update
 
     def validate(self):
         _positive(self, "learning_rate", "grad_clip_norm", "checkpoint_every",
-                  "keep_checkpoints", "log_every", "audio_every", "max_steps")
+                  "keep_checkpoints", "log_every", "audio_every", "max_steps",
+                  "grad_accum_steps")
         _nonnegative(self, "warmup_steps", "seed", "ema_power")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ParamsError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")

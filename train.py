@@ -16,6 +16,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from data.mel_images import is_image_dataset  # noqa: E402
 from data.pipeline import make_dataset, prepare  # noqa: E402
 from data.sources import DataError  # noqa: E402
 from params import (NETWORKS, PRESETS, Params, ParamsError, apply_overrides,  # noqa: E402
@@ -42,6 +43,9 @@ def parse_args(argv=None):
                    help="split the CPU into N logical devices (test MirroredStrategy on CPU)")
     p.add_argument("--prepare-only", action="store_true",
                    help="decode and cache the data, print a summary and one batch, then stop")
+    p.add_argument("--init-from", default=None, metavar="RUN",
+                   help="fine-tune: start a new run from RUN's weights and EMA (same network "
+                        "params; fresh optimizer and step)")
     p.add_argument("--rebuild-cache", action="store_true", help="ignore an existing data cache")
     p.add_argument("--autoencoder", default=None,
                    help="--model diffgen: the DiffAE run whose latents it learns to generate")
@@ -112,6 +116,8 @@ def main(argv=None) -> int:
         # MultiWorkerMirroredStrategy must exist before any other TF op runs.
         strategy = None if args.prepare_only else make_strategy(args.strategy)
         start = time.perf_counter()
+        if params.model == "mel-unet" and is_image_dataset(args.data):   # audio_to_images.py
+            return train_on_images(args, params, strategy)
         prepared = prepare(args.data, params.data, rebuild=args.rebuild_cache)
         check_labels(prepared, params)
     except (ParamsError, DataError, StrategyError, ValueError) as e:
@@ -131,6 +137,43 @@ def main(argv=None) -> int:
     return run_training(args, params, strategy, dataset, prepared)
 
 
+def train_on_images(args, params, strategy) -> int:
+    """A stored mel-image dataset: checked against the run's Mel parameters, read as PNGs."""
+    from data.mel_images import image_dataset, read_rows
+    from diffusion.families import family_for
+    expected = family_for(params).mel.get_config()
+    expected.pop("n_iter")
+    try:
+        dataset = image_dataset(args.data, expected, params.data.batch_size,
+                                seed=params.train.seed)
+        count = len(read_rows(args.data))
+    except (DataError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"images: {args.data}: {count} stored spectrograms of {expected['y_res']}×"
+          f"{expected['x_res']}")
+    if args.prepare_only:
+        return 0
+    return run_training(args, params, strategy, dataset)
+
+
+def check_init_from(other_run, params) -> None:
+    """--init-from needs a run of the same model with the same network params."""
+    if other_run is None:
+        return
+    path = os.path.join(other_run, "params.json")
+    if not os.path.isfile(path):
+        raise ParamsError(f"--init-from {other_run}: no params.json (not a run directory)")
+    other = Params.load(path)
+    if other.model != params.model:
+        raise ParamsError(f"--init-from {other_run}: model {other.model!r} ≠ {params.model!r}")
+    old, new = other.to_dict()["network"], params.to_dict()["network"]
+    diffs = [f"network.{k}: {old[k]!r} vs {new[k]!r}" for k in new if old.get(k) != new[k]]
+    if diffs:
+        raise ParamsError(f"--init-from {other_run}: network params differ "
+                          f"({'; '.join(diffs[:3])})")
+
+
 def run_training(args, params, strategy, dataset, prepared=None) -> int:
     from diffusion.families import family_for
     from diffusion.trainer import TrainError, Trainer
@@ -143,14 +186,17 @@ def run_training(args, params, strategy, dataset, prepared=None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
     try:
+        check_init_from(args.init_from, params)
         trainer = Trainer(family, params, strategy, args.run, dataset)
         resumed = trainer.restore()
+        if args.init_from and not resumed:
+            print(f"fine-tuning from {trainer.init_from(args.init_from)}")
         model = trainer.model
         print(f"model: {params.model}, {model.count_params():,} parameters, "
               f"{strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}); "
               + (f"resumed at step {resumed}" if resumed else "new run"))
         status = trainer.train(until, sample_fn=_audio_sampler(family, params))
-    except TrainError as e:
+    except (TrainError, ParamsError) as e:
         print(f"\nerror: {e}", file=sys.stderr)
         return 2
     print(f"{status}: step {trainer.step}; checkpoints in {trainer.manager.directory}; "

@@ -52,6 +52,11 @@ class DiffWaveFamily:
     def sample_shape(self, num: int, seconds: float):
         return [num, max(1, int(round(seconds * self.params.data.sample_rate))), 1]
 
+    time_axis = 1                       # x [N, T, 1]: in/out-painting masks run along T
+
+    def frames_per_second(self) -> float:
+        return float(self.params.data.sample_rate)
+
     def to_audio(self, x):
         """A sample [N, T, 1] → (audio [N, T] float32, images or None)."""
         return x[..., 0], None
@@ -87,8 +92,12 @@ class MelUNetFamily:
         return model
 
     def split_batch(self, batch):
-        """Audio slices [B, x_res·hop − 1, 1] → images x₀ [B, y_res, x_res, 1] in [−1, 1]."""
-        pixels = self.mel._audio_to_pixels(batch["audio"][..., 0])         # uint8, in-graph
+        """Audio slices [B, x_res·hop − 1, 1] (or stored uint8 images [B, y_res, x_res] from
+        audio_to_images.py) → images x₀ [B, y_res, x_res, 1] in [−1, 1]."""
+        if "image" in batch:
+            pixels = batch["image"]
+        else:
+            pixels = self.mel._audio_to_pixels(batch["audio"][..., 0])     # uint8, in-graph
         return tf.cast(pixels, tf.float32)[..., None] / 127.5 - 1.0, {}
 
     def model_inputs(self, x_t, t, cond):
@@ -102,6 +111,12 @@ class MelUNetFamily:
         n = self.params.network
         slices = max(1, int(round(seconds * self.params.data.sample_rate / n.slice_samples)))
         return [num, n.y_res, n.x_res * slices, 1]
+
+    time_axis = 2                       # x [N, H, W, 1]: columns are time
+
+    def frames_per_second(self) -> float:
+        """Pixels per second = x_res·sr/(x_res·hop) = sr/hop (teticio's in/out-painting)."""
+        return self.params.data.sample_rate / self.params.network.hop_length
 
     def from_audio(self, audio, num: int):
         """Mono audio [T] → its first slice's image in [−1, 1], [num, y_res, x_res, 1]

@@ -129,27 +129,78 @@ def initial_noise(shape, seed):
     return tf.random.stateless_normal(shape, tf.stack([tf.cast(seed, tf.int32), 0]))
 
 
+def known_noise(shape, seed):
+    """The fixed z that re-noises the known region of in/out-painting, keyed (seed, −1)."""
+    return tf.random.stateless_normal(shape, tf.stack([tf.cast(seed, tf.int32), -1]))
+
+
+def edge_mask(shape, axis: int, start: int, end: int):
+    """1 on the first `start` and last `end` positions along `axis` of `shape`, else 0, shaped to
+    broadcast against x (the in/out-painting mask: keep the beginning and/or the end)."""
+    length = int(shape[axis])
+    start, end = max(0, min(int(start), length)), max(0, min(int(end), length))
+    line = np.zeros(length, np.float32)
+    line[:start] = 1.0
+    if end:
+        line[length - end:] = 1.0
+    view = [1] * len(shape)
+    view[axis] = length
+    return line.reshape(view)
+
+
+def slerp(x0, x1, alpha: float):
+    """Spherical interpolation of two noise tensors (flattened per whole tensor, as diffusers'
+    AudioDiffusionPipeline.slerp): θ = arccos(x₀·x₁/‖x₀‖‖x₁‖),
+    sin((1−α)θ)/sin θ · x₀ + sin(αθ)/sin θ · x₁; linear when θ ≈ 0. Keeps Gaussian norms."""
+    a, b = np.asarray(x0, np.float64), np.asarray(x1, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"slerp: shapes differ, {a.shape} vs {b.shape}")
+    cos = np.dot(a.ravel(), b.ravel()) / (np.linalg.norm(a) * np.linalg.norm(b))
+    theta = np.arccos(np.clip(cos, -1.0, 1.0))
+    if theta < 1e-6:
+        return ((1 - alpha) * a + alpha * b).astype(np.float32)
+    return ((np.sin((1 - alpha) * theta) * a + np.sin(alpha * theta) * b) /
+            np.sin(theta)).astype(np.float32)
+
+
 def sample(denoise, scheduler, shape, seed: int = 0, progress=None, init=None,
-           strength: float = 1.0, noise=None, return_sequence: bool = False):
+           strength: float = 1.0, noise=None, return_sequence: bool = False, known=None):
     """Runs the backward process, one compiled step per inference step (a single trace).
 
     From pure noise x_T (drawn from `seed`, or `noise` — e.g. a DDIM encoding), or
     (audio-to-audio / SDEdit) from `init` noised to the index that `strength` picks.
+    `known = (x_known, mask)` (in/out-painting, any family): where mask is 1, x is overwritten
+    after every step with x_known re-noised to the level just reached (clean after the last),
+    with the fixed noise z_known of `seed`; mask broadcasts against x.
     `denoise(x, t [B]) → ε̂`; `progress(i, total)` after each step.
     Returns x₀, or with return_sequence the list [x_start, …, x₀]. Reproducible per seed.
     """
     shape = tf.constant(shape, tf.int32)
+    if known is not None:
+        x_known = tf.convert_to_tensor(known[0], tf.float32)
+        mask = tf.cast(tf.convert_to_tensor(known[1]), tf.float32)
+        z_known = known_noise(shape, seed)
+
+    def keep_known(x, n):
+        """x at index n (n = −1: x₀) with the known region at the same noise level."""
+        if known is None:
+            return x
+        alpha_bar = tf.where(n >= 0, tf.gather(scheduler.tf_alpha_bars, tf.maximum(n, 0)), 1.0)
+        renoised = tf.sqrt(alpha_bar) * x_known + tf.sqrt(1.0 - alpha_bar) * z_known
+        return mask * renoised + (1.0 - mask) * x
 
     @tf.function(reduce_retracing=True)
     def one_step(x, n):
         t = tf.fill(shape[:1], scheduler.model_steps[n])
-        return scheduler.step(denoise(x, t), n, x, step_noise(shape, seed, n))
+        x = scheduler.step(denoise(x, t), n, x, step_noise(shape, seed, n))
+        return keep_known(x, n - 1)
 
     start = scheduler.num_inference_steps - 1
     x = initial_noise(shape, seed) if noise is None else tf.convert_to_tensor(noise, tf.float32)
     if init is not None:
         start = scheduler.start_index(strength)
         x = scheduler.add_noise(tf.convert_to_tensor(init, tf.float32), x, start)
+    x = keep_known(x, tf.constant(start))
     sequence = [x] if return_sequence else None
     indices = [n for n in scheduler.timesteps if n <= start]
     for i, n in enumerate(indices):

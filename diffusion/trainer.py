@@ -100,6 +100,20 @@ class Trainer:
         return int(self.optimizer.iterations.numpy())
 
     # --- checkpoints -------------------------------------------------------------------
+    def init_from(self, other_run) -> str:
+        """Fine-tuning: the model and EMA weights of another run's latest checkpoint (its
+        optimizer and step are not taken). The caller checks that the network params agree."""
+        latest = tf.train.latest_checkpoint(os.path.join(str(other_run), "checkpoints"))
+        if not latest:
+            raise TrainError(f"--init-from {other_run}: no checkpoint there")
+        try:
+            tf.train.Checkpoint(model=self.model, ema=self.ema).restore(latest) \
+                .expect_partial().assert_existing_objects_matched()
+        except (tf.errors.OpError, AssertionError, ValueError) as e:
+            raise TrainError(f"--init-from {latest}: cannot restore into this model "
+                             f"({str(e).strip().splitlines()[0][:120]})") from None
+        return latest
+
     def restore(self) -> int:
         """Restores the latest checkpoint if there is one; returns the step reached."""
         # Every worker restores the chief's checkpoint (the others only write scratch copies).
@@ -123,26 +137,34 @@ class Trainer:
                              f"the previous checkpoint is intact") from None
 
     # --- one step ------------------------------------------------------------------------
-    def _replica_step(self, batch):
+    def _replica_step(self, batches):
+        """Gradient of the mean loss over len(batches) micro-batches (gradient accumulation):
+        the same sum as one batch of len(batches)·B, micro-batch i being its rows i·B…"""
         start = tf.distribute.get_replica_context().replica_id_in_sync_group * self.per_replica
         mine = lambda v: v[start:start + self.per_replica]  # noqa: E731
-        x0, cond = self.family.split_batch({k: mine(v) for k, v in batch.items()})
-        # t and ε drawn for the whole global batch, keyed by (step, seed); this replica's slice.
+        total = self.global_batch * len(batches)
         seed = tf.stack([tf.cast(self.optimizer.iterations, tf.int32), self.params.train.seed])
-        shape = tf.concat([[self.global_batch], tf.shape(x0)[1:]], axis=0)
-        t, noise = self.objective.draw(shape, seed)
-        t, noise = mine(t), mine(noise)
-        # Family-specific per-example draws (e.g. the CFG null-text mask), same keying.
-        if hasattr(self.family, "training_draws"):
-            extra = self.family.training_draws(self.global_batch, seed)
-            cond = {**cond, **{k: mine(v) for k, v in extra.items()}}
         variables = self.model.trainable_variables
-        with tf.GradientTape() as tape:
-            per_example = self.objective.loss(
-                self.family.denoiser(self.model, cond, training=True), x0, t, noise)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)
-            scaled = loss * self.loss_scale
-        grads = tape.gradient(scaled, variables)
+        loss, grads = 0.0, None
+        for i, batch in enumerate(batches):
+            x0, cond = self.family.split_batch({k: mine(v) for k, v in batch.items()})
+            if i == 0:   # t, ε (+ family draws, e.g. CFG's null text) for all micro-batches
+                shape = tf.concat([[total], tf.shape(x0)[1:]], axis=0)
+                all_t, all_noise = self.objective.draw(shape, seed)
+                extra = (self.family.training_draws(total, seed)
+                         if hasattr(self.family, "training_draws") else {})
+            rows = slice(i * self.global_batch + start, i * self.global_batch + start +
+                         self.per_replica)                         # this replica's slice
+            t, noise = all_t[rows], all_noise[rows]
+            cond = {**cond, **{k: v[rows] for k, v in extra.items()}}
+            with tf.GradientTape() as tape:
+                per_example = self.objective.loss(
+                    self.family.denoiser(self.model, cond, training=True), x0, t, noise)
+                part = tf.nn.compute_average_loss(per_example, global_batch_size=total)
+                scaled = part * self.loss_scale
+            part_grads = tape.gradient(scaled, variables)
+            loss = loss + part
+            grads = part_grads if grads is None else [a + b for a, b in zip(grads, part_grads)]
         return loss, grads
 
     def _train_step(self, batch):
@@ -166,7 +188,9 @@ class Trainer:
 
     def run_step(self):
         if self._step_fn is None:
-            self._step_fn = tf.function(lambda: self._train_step(next(self.iterator)))
+            accum = self.params.train.grad_accum_steps
+            self._step_fn = tf.function(
+                lambda: self._train_step([next(self.iterator) for _ in range(accum)]))
         loss, norm, finite = self._step_fn()
         return float(loss), float(norm), bool(finite)
 
@@ -177,8 +201,8 @@ class Trainer:
     def train(self, until_step: int, sample_fn=None, log=print) -> str:
         tp = self.params.train
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        audio_per_step = self.global_batch * self.params.data.crop_samples / \
-            self.params.data.sample_rate
+        audio_per_step = self.global_batch * tp.grad_accum_steps * \
+            self.params.data.crop_samples / self.params.data.sample_rate
         tty = sys.stdout.isatty()
         start_step, t0 = self.step, time.perf_counter()
         try:

@@ -106,6 +106,25 @@ class UNet2D(keras.Model):
             self.up.append((blocks, sample))
         self.norm_out = layers.GroupNormalization(g, epsilon=1e-5)
         self.conv_out = layers.Conv2D(in_channels, 3, padding="same")
+        self._name_nested_layers()
+
+    def _name_nested_layers(self):
+        """tf.train.Checkpoint only follows attributes: layers kept in the lists/tuples above
+        would be missing from checkpoints (only the EMA copy would survive). Every nested
+        layer also gets a stable attribute name (same objects, same variable order)."""
+        named = {"step_mlp_0": self.step_mlp[0], "step_mlp_1": self.step_mlp[1]}
+        for i, layer in enumerate(self.mid):
+            named[f"mid_{i}"] = layer
+        for kind, levels in (("down", self.down), ("up", self.up)):
+            for level, (blocks, sample) in enumerate(levels):
+                for j, (resnet, attn) in enumerate(blocks):
+                    named[f"{kind}_{level}_resnet_{j}"] = resnet
+                    if attn is not None:
+                        named[f"{kind}_{level}_attention_{j}"] = attn
+                if sample is not None:
+                    named[f"{kind}_{level}_sample"] = sample
+        for name, layer in named.items():
+            setattr(self, name, layer)
 
     @property
     def downsampling(self) -> int:
