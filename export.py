@@ -44,6 +44,9 @@ def main(argv=None) -> int:
         if params.model not in ("diffwave", "mel-unet"):
             raise ValueError(f"{args.run}: SavedModel export of {params.model} runs is not in "
                              f"this version")
+        if params.model == "mel-unet" and params.network.vae_run:
+            raise ValueError(f"{args.run}: SavedModel export of latent (vae_run) runs is not in "
+                             f"this version")
         if params.model == "mel-unet" and args.sampler == "fast":
             args.sampler = "ddim"                 # mel: DDIM (fast is DiffWave's schedule)
         if args.steps is not None and not 1 <= args.steps <= params.diffusion.num_steps:

@@ -37,6 +37,8 @@ class MelPipeline:
         params, family, model = load_run(run_dir, use_ema=use_ema)
         if params.model != "mel-unet":
             raise RunError(f"{run_dir}: a {params.model} run, not mel-unet")
+        if params.network.vae_run:
+            raise RunError(f"{run_dir}: latent (vae_run) pipelines are not saved yet")
         d = params.diffusion
         return cls(family.mel, model, {"_class_name": "DDIMScheduler",
                                        "num_train_timesteps": d.num_steps,
