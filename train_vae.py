@@ -26,7 +26,6 @@ CONFIG = "vae.json"
 def load_vae(run_dir):
     """(KLAutoencoder with the latest weights, config dict); ValueError naming the run."""
     import tensorflow as tf
-    from network.vae import KLAutoencoder
     path = os.path.join(str(run_dir), CONFIG)
     try:
         with open(path) as f:

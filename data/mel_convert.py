@@ -4,7 +4,8 @@ The two representations differ (data/mel.py vs data/features.py):
   image:   Slaney mel (librosa) of the POWER |X|², n_fft, centred zero-padded frames,
            dB relative to the image's maximum, clipped to top_db, pixel = (dB + top_db)·255/top_db
   log_mel: HTK-style mel (tf.signal, 20 Hz … sr/2) of the MAGNITUDE |X|, n_fft = 4·hop,
-           centred reflect-padded frames, value = clip((20·log10(max(m, 1e-5)) − 20 + 100)/100, 0, 1)
+           centred reflect-padded frames,
+           value = clip((20·log10(max(m, 1e-5)) − 20 + 100)/100, 0, 1)
 Mapping, frame by frame (frame k of both is centred on sample k·hop):
   1. pixel → dB = pixel·top_db/255 − top_db → relative Slaney mel power S/S_max = 10^(dB/10);
   2. linear magnitude |X|/√S_max by non-negative least squares through the Slaney filterbank
