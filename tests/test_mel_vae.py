@@ -67,3 +67,19 @@ def test_latent_mel_unet_trains_and_generates(vae_run, tmp_path, capsys):
     assert tf.io.decode_png(tf.io.read_file(str(png))).shape == (32, 32, 1)   # decoded image
     latents = family.split_batch({"audio": tf.zeros([1, 32 * 256 - 1, 1])})[0]
     assert latents.shape == (1, 8, 8, 4)
+
+
+def test_latent_pipeline_directory_round_trip(vae_run, tmp_path):
+    from diffusion.mel_pipeline import MelPipeline
+    from tests.test_mel_generation import make_untrained_run
+    root = vae_run[0]
+    make_untrained_run(tmp_path / "run", overrides=[f"vae_run={root / 'vae'}",
+                                                    "block_channels=16,16", "attention=0,0"])
+    original = MelPipeline.from_run(tmp_path / "run")
+    original.save(tmp_path / "pipe")
+    loaded = MelPipeline.load(tmp_path / "pipe")
+    assert loaded.vae is not None and loaded.latent_scale == 0.18215
+    a, _ = original(num=1, seed=2, steps=2, griffin_lim=False)
+    b, _ = loaded(num=1, seed=2, steps=2, griffin_lim=False)
+    assert a.shape == (1, 32, 32)
+    np.testing.assert_array_equal(a, b)
