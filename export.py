@@ -46,9 +46,14 @@ def main(argv=None) -> int:
         params, family, model = load_run(args.run, use_ema=args.ema)
         if params.model == "diffgen":
             return export_diffgen(args, family, model)
-        if params.model != "diffwave":
+        if params.model not in ("diffwave", "mel-unet"):
             raise ValueError(f"{args.run}: SavedModel export of {params.model} runs is not in "
-                             f"this version (DiffWave and diffgen runs only)")
+                             f"this version (DiffWave, mel-unet and diffgen runs)")
+        if params.model == "mel-unet" and params.network.vae_run:
+            raise ValueError(f"{args.run}: SavedModel export of latent (vae_run) runs is not in "
+                             f"this version")
+        if params.model == "mel-unet" and args.sampler == "fast":
+            args.sampler = "ddim"                 # mel: DDIM (fast is DiffWave's schedule)
         if args.steps is not None and not 1 <= args.steps <= params.diffusion.num_steps:
             raise ValueError(f"--steps must be in 1..{params.diffusion.num_steps}, "
                              f"got {args.steps}")
@@ -58,9 +63,13 @@ def main(argv=None) -> int:
         return 2
     start = time.perf_counter()
     chunk = int(args.chunk_seconds * params.data.sample_rate)
-    export(SamplerModule(family, model, scheduler, params, chunk), args.out)
+    if params.model == "mel-unet":            # images + Griffin-Lim audio, one slice wide
+        from diffusion.mel_export import MelSamplerModule, export_mel
+        export_mel(MelSamplerModule(family, model, scheduler), args.out)
+    else:
+        export(SamplerModule(family, model, scheduler, params, chunk), args.out)
     print(f"exported {args.run} ({args.sampler}, {scheduler.num_inference_steps} steps, "
-          f"{params.network.conditioning} conditioning) to {args.out} in "
+          f"{getattr(params.network, 'conditioning', 'no')} conditioning) to {args.out} in "
           f"{time.perf_counter() - start:.1f} s; signatures: serving_default, generate, denoise")
     return 0
 

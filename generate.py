@@ -65,6 +65,12 @@ def parse_args(argv=None):
     p.add_argument("--alpha", type=float, default=0.5, help="--slerp position (0 = --from-audio)")
     p.add_argument("--loop", type=int, default=0, metavar="N",
                    help="cut each clip to whole bars at its tracked beat and tile it N times")
+    p.add_argument("--vocoder", default=None, metavar="DIFFWAVE_RUN",
+                   help="mel-unet runs: invert the images with this mel-conditioned DiffWave run "
+                        "instead of Griffin-Lim (same sample rate and hop; n_fft = 4·hop)")
+    p.add_argument("--vocoder-gain-db", type=float, default=None,
+                   help="absolute level of the images' 0 dB (data/mel_convert.py step 3; "
+                        "default: 10·log10(n_fft²/16) − 24, peak-normalised music)")
     p.add_argument("--chunk-seconds", type=float, default=4.0,
                    help="denoise longer clips in exact overlapping chunks (0: never)")
     p.add_argument("--label", type=int, default=None, help="class label (class-conditional)")
@@ -189,6 +195,40 @@ def read_mel(path, params):
     return log_mel(audio[None], params.data.sample_rate, n.hop_length, n.n_mels).numpy()[0]
 
 
+def load_vocoder(run_dir, params, family):
+    """(params, family, model) of a mel-conditioned DiffWave run matching this run's Mel."""
+    from data.mel_convert import check_compatible
+    from diffusion.inference import load_run
+    if params.model != "mel-unet":
+        raise ValueError(f"{run_dir}: a vocoder inverts mel-unet images; this run is "
+                         f"{params.model}")
+    vparams, vfamily, vmodel = load_run(run_dir)
+    if getattr(vparams.network, "conditioning", None) != "mel":
+        raise ValueError(f"{run_dir}: not a mel-conditioned DiffWave run")
+    try:
+        check_compatible(family.mel, vparams.data.sample_rate, vparams.network.hop_length)
+    except ValueError as e:
+        raise ValueError(f"{run_dir}: Mel parameters differ: {e}") from None
+    return vparams, vfamily, vmodel
+
+
+def run_vocoder(vocoder, images, mel, args):
+    """uint8 mel-UNet images → DiffWave audio [N, W·hop] (conditioning: data/mel_convert.py)."""
+    import tensorflow as tf
+    from data.mel_convert import image_to_log_mel
+    from diffusion.inference import build_scheduler
+    from diffusion.samplers import sample
+    vparams, vfamily, vmodel = vocoder
+    gain = args.vocoder_gain_db
+    if gain is None:
+        gain = 10.0 * np.log10(mel.n_fft ** 2 / 16.0) - 24.0
+    cond = image_to_log_mel(images, mel, vparams.network.n_mels, gain)
+    shape = [len(images), cond.shape[1] * vparams.network.hop_length, 1]
+    scheduler = build_scheduler(vparams, vfamily.default_sampler)
+    x = sample(vfamily.denoiser(vmodel, {"mel": tf.constant(cond)}), scheduler, shape, args.seed)
+    return x.numpy()[..., 0]
+
+
 def spectrogram_png(audio) -> bytes:
     """Log-magnitude STFT as an 8-bit PNG (low frequencies at the bottom), via TF's encoder."""
     import tensorflow as tf
@@ -215,6 +255,13 @@ def main(argv=None) -> int:
     except (RunError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    vocoder = None
+    if args.vocoder is not None:
+        try:
+            vocoder = load_vocoder(args.vocoder, params, family)
+        except (RunError, ValueError) as e:
+            print(f"error: --vocoder {e}", file=sys.stderr)
+            return 2
     from diffusion.samplers import chunked
     scheduler = build_scheduler(params, args.sampler, args.steps, args.eta)
     rate = params.data.sample_rate
@@ -285,6 +332,9 @@ def main(argv=None) -> int:
     audio, images = family.to_audio(x)          # Griffin-Lim for mel images; DiffAE decoding
     if params.model in V_FAMILIES:              # latent and padded lengths → the length asked
         audio = audio[:, :max(1, int(round(args.seconds * rate)))]
+    if vocoder is not None:                     # neural vocoder instead of Griffin-Lim
+        audio = run_vocoder(vocoder, images, family.mel, args)
+        rate = vocoder[0].data.sample_rate
     if args.loop:                               # whole bars at the tracked beat, tiled
         from data.beats import make_loop
         try:

@@ -142,10 +142,12 @@ class MelUNetParams:
     layers_per_block: int = 2
     norm_groups: int = 32
     encoding_dim: int = 0             # > 0: conditioned on an encoding vector (teticio: 100)
+    vae_run: str = ""                 # a train_vae.py run: diffusion on its latents (latent mode)
+    latent_scale: float = 0.18215     # latents × this before diffusion (latent diffusion's factor)
 
     def validate(self):
         _positive(self, "x_res", "y_res", "n_fft", "hop_length", "top_db", "n_iter",
-                  "layers_per_block", "norm_groups")
+                  "layers_per_block", "norm_groups", "latent_scale")
         _nonnegative(self, "encoding_dim")
         if len(self.attention) != len(self.block_channels):
             raise ParamsError(f"network.attention needs one flag per level "

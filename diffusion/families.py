@@ -82,14 +82,51 @@ class MelUNetFamily:
         return Mel(n.x_res, n.y_res, self.params.data.sample_rate, n.n_fft, n.hop_length,
                    n.top_db, n.n_iter)
 
+    # -- latent mode (network.vae_run): diffusion on VAE latents × latent_scale -------------
+    @property
+    def vae(self):
+        """The KL autoencoder of network.vae_run (loaded once), or None in pixel space."""
+        if not self.params.network.vae_run:
+            return None
+        if "_vae" not in self.__dict__:
+            from train_vae import load_vae
+            vae, config = load_vae(self.params.network.vae_run)
+            mine = self.mel.get_config()
+            for key, value in config["mel"].items():
+                if mine.get(key) != value:
+                    raise ValueError(f"{self.params.network.vae_run}: its Mel {key} is {value!r},"
+                                     f" this run's is {mine.get(key)!r}")
+            self.__dict__["_vae"] = vae
+        return self.__dict__["_vae"]
+
+    def _x_shape(self):
+        """(height, width, channels) of x: the image, or the latent in latent mode."""
+        n, vae = self.params.network, self.vae
+        if vae is None:
+            return n.y_res, n.x_res, 1
+        f = vae.downsampling
+        return n.y_res // f, n.x_res // f, vae.latent_channels
+
     def build_model(self):
         from network.unet2d import UNet2D
         n = self.params.network
+        h, w, c = self._x_shape()
         model = UNet2D(n.block_channels, [bool(a) for a in n.attention], n.layers_per_block,
-                       n.norm_groups, encoding_dim=n.encoding_dim, name="unet2d")
-        model({"image": tf.zeros([1, n.y_res, n.x_res, 1]), "step": tf.zeros([1])} |
+                       n.norm_groups, in_channels=c, encoding_dim=n.encoding_dim, name="unet2d")
+        model({"image": tf.zeros([1, h, w, c]), "step": tf.zeros([1])} |
               ({"encoding": tf.zeros([1, n.encoding_dim])} if n.encoding_dim else {}))
         return model
+
+    def to_latent(self, images):
+        """Images in [−1, 1] → x₀: unchanged, or the VAE posterior mean × latent_scale."""
+        if self.vae is None:
+            return images
+        return self.vae.encode(images)[0] * self.params.network.latent_scale
+
+    def from_latent(self, x):
+        if self.vae is None:
+            return x
+        return self.vae.decode(tf.convert_to_tensor(x) / self.params.network.latent_scale)
 
     def split_batch(self, batch):
         """Audio slices [B, x_res·hop − 1, 1] (or stored uint8 images [B, y_res, x_res] from
@@ -98,7 +135,7 @@ class MelUNetFamily:
             pixels = batch["image"]
         else:
             pixels = self.mel._audio_to_pixels(batch["audio"][..., 0])     # uint8, in-graph
-        return tf.cast(pixels, tf.float32)[..., None] / 127.5 - 1.0, {}
+        return self.to_latent(tf.cast(pixels, tf.float32)[..., None] / 127.5 - 1.0), {}
 
     def model_inputs(self, x_t, t, cond):
         return {"image": x_t, "step": t, **cond}
@@ -110,13 +147,16 @@ class MelUNetFamily:
         """Wider noise gives longer clips: the width is x_res × k slices (≥ 1)."""
         n = self.params.network
         slices = max(1, int(round(seconds * self.params.data.sample_rate / n.slice_samples)))
-        return [num, n.y_res, n.x_res * slices, 1]
+        h, w, c = self._x_shape()
+        return [num, h, w * slices, c]
 
     time_axis = 2                       # x [N, H, W, 1]: columns are time
 
     def frames_per_second(self) -> float:
-        """Pixels per second = x_res·sr/(x_res·hop) = sr/hop (teticio's in/out-painting)."""
-        return self.params.data.sample_rate / self.params.network.hop_length
+        """Pixels per second = x_res·sr/(x_res·hop) = sr/hop (teticio's in/out-painting);
+        latent columns: ÷ the VAE's downsampling."""
+        f = self.vae.downsampling if self.vae is not None else 1
+        return self.params.data.sample_rate / self.params.network.hop_length / f
 
     def from_audio(self, audio, num: int):
         """Mono audio [T] → its first slice's image in [−1, 1], [num, y_res, x_res, 1]
@@ -125,13 +165,14 @@ class MelUNetFamily:
         mel = self.mel
         mel.load_audio(raw_audio=audio)
         image = mel.audio_slice_to_image(0).astype(np.float32) / 127.5 - 1.0
-        return np.tile(image[None, :, :, None], [num, 1, 1, 1])
+        x = np.asarray(self.to_latent(tf.constant(image[None, :, :, None])))
+        return np.tile(x, [num, 1, 1, 1])
 
     def to_audio(self, x):
         """Images [N, H, W, 1] in [−1, 1] → (audio [N, W·hop − 1] by Griffin-Lim, uint8 images)."""
         import numpy as np
-        images = np.clip(np.round((np.asarray(x)[..., 0] + 1.0) * 127.5), 0, 255).astype(
-            np.uint8)
+        x = np.asarray(self.from_latent(x))                 # latent mode: VAE decoder
+        images = np.clip(np.round((x[..., 0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
         mel = self.mel
         return np.stack([mel.image_to_audio(image) for image in images]), images
 

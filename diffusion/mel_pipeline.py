@@ -9,8 +9,9 @@
 
 Layout (diffusers' names): model_index.json names the components; mel_config.json (data/mel.py);
 unet/config.json (UNet2D's constructor arguments) + unet/model.weights.h5 (Keras weights);
-scheduler/scheduler_config.json (linear β over num_train_timesteps, DDIM η); vae: null (pixel
-space). Sampling goes through diffusion/samplers.py, as generate.py does.
+scheduler/scheduler_config.json (linear β over num_train_timesteps, DDIM η); vae/config.json
+(+ scaling_factor, diffusers' name for the latent scale) and vae/model.weights.h5 in latent
+mode, else "vae": null. Sampling goes through diffusion/samplers.py, as generate.py does.
 """
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ INDEX = "model_index.json"
 
 
 class MelPipeline:
-    def __init__(self, mel: Mel, unet, scheduler_config: dict):
+    def __init__(self, mel: Mel, unet, scheduler_config: dict, vae=None,
+                 latent_scale: float = 0.18215):
         self.mel, self.unet, self.scheduler_config = mel, unet, dict(scheduler_config)
+        self.vae, self.latent_scale = vae, float(latent_scale)     # latent mode when vae
 
     @classmethod
     def from_run(cls, run_dir, use_ema: bool = True) -> "MelPipeline":
@@ -41,7 +44,8 @@ class MelPipeline:
         return cls(family.mel, model, {"_class_name": "DDIMScheduler",
                                        "num_train_timesteps": d.num_steps,
                                        "beta_start": d.beta_start, "beta_end": d.beta_end,
-                                       "beta_schedule": "linear", "eta": 0.0})
+                                       "beta_schedule": "linear", "eta": 0.0},
+                   family.vae, params.network.latent_scale)
 
     # -- directory -----------------------------------------------------------------------------
     def save(self, directory) -> None:
@@ -59,28 +63,48 @@ class MelPipeline:
         self.unet.save_weights(os.path.join(directory, "unet", "model.weights.h5"))
         _write_json(os.path.join(directory, "scheduler", "scheduler_config.json"),
                     self.scheduler_config)
+        vae = None
+        if self.vae is not None:
+            os.makedirs(os.path.join(directory, "vae"), exist_ok=True)
+            config = {k: list(v) if isinstance(v, tuple) else v
+                      for k, v in self.vae.get_config().items()
+                      if k in ("channels", "latent_channels", "norm_groups", "in_channels")}
+            _write_json(os.path.join(directory, "vae", "config.json"),
+                        {"_class_name": "KLAutoencoder", "scaling_factor": self.latent_scale,
+                         **config})
+            self.vae.save_weights(os.path.join(directory, "vae", "model.weights.h5"))
+            vae = ["network.vae", "KLAutoencoder"]
         _write_json(os.path.join(directory, INDEX),
                     {"_class_name": "MelPipeline", "mel": ["data.mel", "Mel"],
                      "unet": ["network.unet2d", "UNet2D"],
-                     "scheduler": ["diffusion.samplers", "DDIMScheduler"], "vae": None})
+                     "scheduler": ["diffusion.samplers", "DDIMScheduler"], "vae": vae})
 
     @classmethod
     def load(cls, directory) -> "MelPipeline":
         from network.unet2d import UNet2D
         index = _read_json(os.path.join(directory, INDEX))
-        if index.get("vae"):
-            raise ValueError(f"{directory}: latent (VAE) pipelines are not supported yet")
         mel = Mel.from_config(directory)
+        vae, scale, shape = None, 0.18215, [1, mel.y_res, mel.x_res, 1]
+        if index.get("vae"):
+            from network.vae import KLAutoencoder
+            config = _read_json(os.path.join(directory, "vae", "config.json"))
+            scale = config.pop("scaling_factor")
+            vae = KLAutoencoder(**{k: v for k, v in config.items() if not k.startswith("_")},
+                                name="vae")
+            vae(tf.zeros(shape))
+            vae.load_weights(os.path.join(directory, "vae", "model.weights.h5"))
+            f = vae.downsampling
+            shape = [1, mel.y_res // f, mel.x_res // f, vae.latent_channels]
         config = {k: v for k, v in _read_json(os.path.join(directory, "unet", "config.json"))
                   .items() if not k.startswith("_")}
         unet = UNet2D(**config, name="unet2d")
-        inputs = {"image": tf.zeros([1, mel.y_res, mel.x_res, 1]), "step": tf.zeros([1])}
+        inputs = {"image": tf.zeros(shape), "step": tf.zeros([1])}
         if config.get("encoding_dim"):
             inputs["encoding"] = tf.zeros([1, config["encoding_dim"]])
         unet(inputs)
         unet.load_weights(os.path.join(directory, "unet", "model.weights.h5"))
         scheduler = _read_json(os.path.join(directory, "scheduler", "scheduler_config.json"))
-        return cls(mel, unet, scheduler)
+        return cls(mel, unet, scheduler, vae, scale)
 
     # -- sampling ------------------------------------------------------------------------------
     def scheduler(self, steps: int = 50, eta: float | None = None):
@@ -99,8 +123,12 @@ class MelPipeline:
                  slices: int = 1, noise=None, griffin_lim: bool = True):
         """(uint8 images [num, y_res, x_res·slices], audio [num, samples] or None)."""
         from diffusion.samplers import sample
-        shape = [num, self.mel.y_res, self.mel.x_res * slices, 1]
+        f = self.vae.downsampling if self.vae is not None else 1
+        channels = self.vae.latent_channels if self.vae is not None else 1
+        shape = [num, self.mel.y_res // f, self.mel.x_res * slices // f, channels]
         x = sample(self.denoise, self.scheduler(steps, eta), shape, seed, noise=noise).numpy()
+        if self.vae is not None:                           # latents ÷ scale → VAE decoder
+            x = self.vae.decode(x / self.latent_scale).numpy()
         images = np.clip(np.round((x[..., 0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
         audio = np.stack([self.mel.image_to_audio(i) for i in images]) if griffin_lim else None
         return images, audio
