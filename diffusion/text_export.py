@@ -17,6 +17,7 @@ import tensorflow as tf
 from diffusion.export import _StatelessModel
 from diffusion.samplers import initial_noise, step_noise
 from diffusion.vsampler import VScheduler
+from network.text_encoder import _FEEDS    # backbone input name → ids | mask | zeros
 
 MAX_SECONDS = 600.0
 
@@ -71,7 +72,6 @@ class TextToAudioModule(tf.Module):
     def _text(self, text):
         ids, mask = self.encoder.tokenize(text)
         values = {"ids": ids, "mask": tf.cast(mask, "int32"), "zeros": tf.zeros_like(ids)}
-        from network.text_encoder import _FEEDS
         states = self.text_model({k: values[_FEEDS[k]] for k in self.encoder._feeds})
         return {"text": tf.cast(states, tf.float32), "text_mask": mask}
 

@@ -38,6 +38,7 @@ class STFTEncoder(layers.Layer):
     def call(self, audio):
         """audio [B, T] (T a multiple of the latent hop) → latent [B, T/latent_hop, C]."""
         half = self.n_fft // 2
+        audio = tf.cast(audio, tf.float32)                                # STFT in fp32 (bf16 runs)
         padded = tf.pad(audio, [[0, 0], [half, half]])                   # centred frames
         spec = tf.abs(tf.signal.stft(padded, self.n_fft, self.hop, fft_length=self.n_fft))
         # log(1 + |X|): our choice, so loud tonal bins (|X| ~ n_fft/4) do not saturate the tanh.

@@ -89,6 +89,7 @@ class TransformerBlock(layers.Layer):
             h = self.norm_s(x)
             x = x + self.attn_s(h, h)
         if self.use_cross:
+            text = tf.cast(text, x.dtype)
             mask = tf.broadcast_to(text_mask[:, None, :],
                                    tf.stack([tf.shape(x)[0], tf.shape(x)[1], tf.shape(text)[1]]))
             x = x + self.attn_c(self.norm_c(x), text, attention_mask=mask)
