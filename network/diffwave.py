@@ -331,6 +331,10 @@ class DiffWave(keras.Model):
         self.skip_projection = _conv1x1(C, "skip_projection")                   # C → C
         self.output_projection = _conv1x1(1, "output_projection",              # C → 1, zero init
                                           kernel_initializer="zeros")
+        # tf.train.Checkpoint follows attributes only, not layers kept in lists: name them too
+        # (same objects and variable order), or checkpoints would miss the raw block weights.
+        for layer in self.blocks + getattr(self, "upsampler", []):
+            setattr(self, layer.name, layer)
 
     @classmethod
     def from_params(cls, params, **kwargs):
