@@ -129,33 +129,25 @@ class TrainParams:
 
 
 @dataclass
-class MelUNetParams:
-    """teticio/audio-diffusion: Mel images (x_res frames × y_res mel bands) and a 2-D UNet."""
+class MelParams:
+    """The Mel (data/mel.py) of the mel families: images of x_res frames × y_res mel bands."""
     x_res: int = 256                  # image width = frames per slice
     y_res: int = 256                  # image height = mel bands
     n_fft: int = 2048
     hop_length: int = 512
     top_db: float = 80.0
     n_iter: int = 32                  # Griffin-Lim iterations (image → audio)
-    block_channels: ints = (128, 128, 256, 256, 512, 512)
-    attention: ints = (0, 0, 0, 0, 1, 0)   # self-attention at these levels (1 = on)
-    layers_per_block: int = 2
-    norm_groups: int = 32
-    encoding_dim: int = 0             # > 0: conditioned on an encoding vector (teticio: 100)
-    vae_run: str = ""                 # a train_vae.py run: diffusion on its latents (latent mode)
-    latent_scale: float = 0.18215     # latents × this before diffusion (latent diffusion's factor)
 
     def validate(self):
-        _positive(self, "x_res", "y_res", "n_fft", "hop_length", "top_db", "n_iter",
-                  "layers_per_block", "norm_groups", "latent_scale")
-        _nonnegative(self, "encoding_dim")
-        if len(self.attention) != len(self.block_channels):
-            raise ParamsError(f"network.attention needs one flag per level "
-                              f"({len(self.block_channels)}), got {list(self.attention)}")
-        if any(c <= 0 or c % self.norm_groups for c in self.block_channels):
-            raise ParamsError(f"network.block_channels {list(self.block_channels)} must be "
-                              f"positive multiples of norm_groups={self.norm_groups}")
-        factor = 2 ** (len(self.block_channels) - 1)
+        _positive(self, "x_res", "y_res", "n_fft", "hop_length", "top_db", "n_iter")
+
+    def _check_levels(self, name: str):
+        """network.<name>: positive multiples of norm_groups; images halve at every level."""
+        channels, norm_groups = getattr(self, name), self.norm_groups
+        if any(c <= 0 or c % norm_groups for c in channels):
+            raise ParamsError(f"network.{name} {list(channels)} must be positive multiples "
+                              f"of norm_groups={norm_groups}")
+        factor = 2 ** (len(channels) - 1)
         if self.x_res % factor or self.y_res % factor:
             raise ParamsError(f"network.x_res and y_res must be multiples of {factor} "
                               f"(2^(levels−1)), got {self.x_res}×{self.y_res}")
@@ -163,6 +155,44 @@ class MelUNetParams:
     @property
     def slice_samples(self) -> int:
         return self.x_res * self.hop_length - 1
+
+
+@dataclass
+class MelUNetParams(MelParams):
+    """teticio/audio-diffusion: Mel images and a 2-D UNet."""
+    block_channels: ints = (128, 128, 256, 256, 512, 512)
+    attention: ints = (0, 0, 0, 0, 1, 0)   # self-attention at these levels (1 = on)
+    layers_per_block: int = 2
+    norm_groups: int = 32
+    encoding_dim: int = 0             # > 0: conditioned on an encoding vector (teticio: 100)
+    vae_run: str = ""                 # a mel-vae run: diffusion on its latents (latent mode)
+    latent_scale: float = 0.18215     # latents × this before diffusion (latent diffusion's factor)
+
+    def validate(self):
+        super().validate()
+        _positive(self, "layers_per_block", "norm_groups", "latent_scale")
+        _nonnegative(self, "encoding_dim")
+        if len(self.attention) != len(self.block_channels):
+            raise ParamsError(f"network.attention needs one flag per level "
+                              f"({len(self.block_channels)}), got {list(self.attention)}")
+        self._check_levels("block_channels")
+
+
+@dataclass
+class MelVAEParams(MelParams):
+    """The KL autoencoder (network/vae.py) of latent mel diffusion; reconstruction + KL loss."""
+    channels: ints = (32, 64, 64)     # per level; latents are 2^(levels−1) times smaller
+    latent_channels: int = 4
+    norm_groups: int = 8
+    kl_weight: float = 1e-6           # KL(q(z|x) ‖ N(0, I)) weight next to the L1 term
+
+    def validate(self):
+        super().validate()
+        _positive(self, "latent_channels", "norm_groups")
+        _nonnegative(self, "kl_weight")
+        if not self.channels:
+            raise ParamsError("network.channels needs at least one level")
+        self._check_levels("channels")
 
 
 @dataclass
@@ -252,7 +282,8 @@ def _levels(section, *names):
 
 
 NETWORKS = {"diffwave": DiffWaveParams,   # model family → its network section
-            "mel-unet": MelUNetParams, "diffae": DiffAEParams, "diffgen": DiffGenParams}
+            "mel-unet": MelUNetParams, "mel-vae": MelVAEParams, "diffae": DiffAEParams,
+            "diffgen": DiffGenParams}
 
 
 @dataclass
@@ -272,7 +303,8 @@ class Params:
             raise ParamsError(f"network section does not belong to model {self.model!r}")
         for name in self.SECTIONS:
             getattr(self, name).validate()
-        if self.model == "mel-unet" and self.data.crop_samples != self.network.slice_samples:
+        if isinstance(self.network, MelParams) and \
+                self.data.crop_samples != self.network.slice_samples:
             raise ParamsError(f"data.crop_samples must be one Mel slice, x_res·hop_length − 1 "
                               f"= {self.network.slice_samples}; got {self.data.crop_samples}")
         if self.model == "diffae":
@@ -472,6 +504,23 @@ MEL_PRESETS = {
     # teticio/audio-diffusion-256: 256×256, blocks (128, 128, 256, 256, 512, 512).
     "base": {**_MEL, "data": {**_MEL["data"], "crop_samples": 256 * 512 - 1}},
 }
+# The VAE of latent mel diffusion: each preset has the Mel and data of the mel-unet preset of
+# the same name (a mel-unet run's network.vae_run needs the same Mel).
+def _vae_preset(mel_preset: str, network: dict, train: dict) -> dict:
+    mel = MEL_PRESETS[mel_preset]
+    mel_keys = {f.name for f in dataclasses.fields(MelParams)}
+    return {"data": mel["data"], "network": {**{k: v for k, v in mel.get("network", {}).items()
+                                                if k in mel_keys}, **network}, "train": train}
+
+
+MEL_VAE_PRESETS = {
+    "tiny": _vae_preset("tiny", {"channels": (8, 16, 16), "norm_groups": 4},
+                        {"learning_rate": 2e-3, "checkpoint_every": 50, "log_every": 5}),
+    "small": _vae_preset("small", {}, {"learning_rate": 1e-4, "log_every": 10}),
+    # 256×256 → 32×32×4 latents: Stable Diffusion's AutoencoderKL widths.
+    "base": _vae_preset("base", {"channels": (128, 256, 512, 512), "norm_groups": 32},
+                        {"learning_rate": 1e-4}),
+}
 # The text-to-audio family (Moûsai): v-objective, EMA for inference (GUIDE's seed 002 figures).
 _T2A_TRAIN = {"learning_rate": 1e-4, "ema_decay": 0.999}
 _T2A_TINY_TRAIN = {"learning_rate": 1e-3, "checkpoint_every": 50, "log_every": 5,
@@ -497,8 +546,8 @@ DIFFGEN_PRESETS = {
              "train": _T2A_TINY_TRAIN},
     "base": {"data": {"crop_samples": 65536, "batch_size": 8}, "train": _T2A_TRAIN},
 }
-PRESETS = {"diffwave": DIFFWAVE_PRESETS, "mel-unet": MEL_PRESETS, "diffae": DIFFAE_PRESETS,
-           "diffgen": DIFFGEN_PRESETS}
+PRESETS = {"diffwave": DIFFWAVE_PRESETS, "mel-unet": MEL_PRESETS, "mel-vae": MEL_VAE_PRESETS,
+           "diffae": DIFFAE_PRESETS, "diffgen": DIFFGEN_PRESETS}
 
 
 def quiet_tensorflow() -> None:

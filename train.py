@@ -2,6 +2,8 @@
 
     python train.py --model diffwave --data dataset/digits --run runs/digits --preset tiny \
         [--set key=value ...] [--steps N] [--strategy auto|mirrored|multiworker|one_device]
+    python train.py --model mel-vae --data dataset/chorales --run runs/vae --preset small
+        # the KL autoencoder of latent mel diffusion (diffusion/vae_training.py)
 
 The run directory is self-describing: params.json (the validated hyperparameters), checkpoints/
 and logs/ (TensorBoard). Re-running the same command resumes from the latest checkpoint;
@@ -66,6 +68,9 @@ def resolve_params(args) -> Params:
     if requested.model == "diffgen" and not os.path.exists(path):
         from diffusion.latent_families import check_autoencoder_run
         check_autoencoder_run(requested.network.autoencoder)
+    if requested.model == "mel-unet" and requested.network.vae_run and not os.path.exists(path):
+        from diffusion.vae_training import check_vae_run     # before params.json is written
+        check_vae_run(requested.network.vae_run, requested)
     if not os.path.exists(path):
         try:
             requested.save(path)
@@ -116,7 +121,7 @@ def main(argv=None) -> int:
         # MultiWorkerMirroredStrategy must exist before any other TF op runs.
         strategy = None if args.prepare_only else make_strategy(args.strategy)
         start = time.perf_counter()
-        if params.model == "mel-unet" and is_image_dataset(args.data):   # audio_to_images.py
+        if params.model in ("mel-unet", "mel-vae") and is_image_dataset(args.data):
             return train_on_images(args, params, strategy)
         prepared = prepare(args.data, params.data, rebuild=args.rebuild_cache)
         check_labels(prepared, params)
@@ -140,8 +145,8 @@ def main(argv=None) -> int:
 def train_on_images(args, params, strategy) -> int:
     """A stored mel-image dataset: checked against the run's Mel parameters, read as PNGs."""
     from data.mel_images import image_dataset, read_rows
-    from diffusion.families import family_for
-    expected = family_for(params).mel.get_config()
+    from diffusion.families import mel_for
+    expected = mel_for(params).get_config()
     expected.pop("n_iter")
     try:
         dataset = image_dataset(args.data, expected, params.data.batch_size,
@@ -174,7 +179,27 @@ def check_init_from(other_run, params) -> None:
                           f"({'; '.join(diffs[:3])})")
 
 
+def run_vae_training(args, params, dataset) -> int:
+    """mel-vae: reconstruction + KL, not a diffusion objective, so its own one-device loop."""
+    from diffusion.trainer import TrainError
+    from diffusion.vae_training import train_vae
+    until = params.train.max_steps if args.steps is None else args.steps
+    try:
+        if args.init_from or args.strategy in ("mirrored", "multiworker"):
+            raise ParamsError("mel-vae runs train on one device from their own start "
+                              "(no --init-from; --strategy auto or one_device)")
+        status, step = train_vae(params, args.run, dataset, until)
+    except (TrainError, ValueError) as e:
+        print(f"\nerror: {e}", file=sys.stderr)
+        return 2
+    print(f"{status}: step {step}; checkpoints in {os.path.join(args.run, 'checkpoints')}; "
+          f"use it with --model mel-unet --set vae_run={args.run}")
+    return 0
+
+
 def run_training(args, params, strategy, dataset, prepared=None) -> int:
+    if params.model == "mel-vae":
+        return run_vae_training(args, params, dataset)
     from diffusion.families import family_for
     from diffusion.trainer import TrainError, Trainer
     family = family_for(params)
@@ -196,7 +221,7 @@ def run_training(args, params, strategy, dataset, prepared=None) -> int:
               f"{strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}); "
               + (f"resumed at step {resumed}" if resumed else "new run"))
         status = trainer.train(until, sample_fn=_audio_sampler(family, params))
-    except (TrainError, ParamsError) as e:
+    except (TrainError, ValueError) as e:             # ValueError: e.g. network.vae_run
         print(f"\nerror: {e}", file=sys.stderr)
         return 2
     print(f"{status}: step {trainer.step}; checkpoints in {trainer.manager.directory}; "

@@ -67,6 +67,21 @@ class DiffWaveFamily:
         return np.tile(np.asarray(audio, np.float32)[None, :, None], [num, 1, 1])
 
 
+def mel_for(params):
+    """The Mel of a mel-unet or mel-vae run (network.x_res … n_iter, data.sample_rate)."""
+    from data.mel import Mel
+    n = params.network
+    return Mel(n.x_res, n.y_res, params.data.sample_rate, n.n_fft, n.hop_length, n.top_db,
+               n.n_iter)
+
+
+def mel_images(mel, batch):
+    """Audio slices [B, x_res·hop − 1, 1] (or stored uint8 images [B, y_res, x_res] from
+    `python -m data.mel_images`) → images [B, y_res, x_res, 1] in [−1, 1], in-graph."""
+    pixels = batch["image"] if "image" in batch else mel._audio_to_pixels(batch["audio"][..., 0])
+    return tf.cast(pixels, tf.float32)[..., None] / 127.5 - 1.0
+
+
 @dataclasses.dataclass
 class MelUNetFamily:
     """teticio/audio-diffusion: diffusion over Mel spectrogram images in [−1, 1]."""
@@ -77,10 +92,7 @@ class MelUNetFamily:
 
     @property
     def mel(self):
-        from data.mel import Mel
-        n = self.params.network
-        return Mel(n.x_res, n.y_res, self.params.data.sample_rate, n.n_fft, n.hop_length,
-                   n.top_db, n.n_iter)
+        return mel_for(self.params)
 
     # -- latent mode (network.vae_run): diffusion on VAE latents × latent_scale -------------
     @property
@@ -89,14 +101,8 @@ class MelUNetFamily:
         if not self.params.network.vae_run:
             return None
         if "_vae" not in self.__dict__:
-            from train_vae import load_vae
-            vae, config = load_vae(self.params.network.vae_run)
-            mine = self.mel.get_config()
-            for key, value in config["mel"].items():
-                if mine.get(key) != value:
-                    raise ValueError(f"{self.params.network.vae_run}: its Mel {key} is {value!r},"
-                                     f" this run's is {mine.get(key)!r}")
-            self.__dict__["_vae"] = vae
+            from diffusion.vae_training import load_vae
+            self.__dict__["_vae"] = load_vae(self.params.network.vae_run, self.params)
         return self.__dict__["_vae"]
 
     def _x_shape(self):
@@ -129,13 +135,8 @@ class MelUNetFamily:
         return self.vae.decode(tf.convert_to_tensor(x) / self.params.network.latent_scale)
 
     def split_batch(self, batch):
-        """Audio slices [B, x_res·hop − 1, 1] (or stored uint8 images [B, y_res, x_res] from
-        audio_to_images.py) → images x₀ [B, y_res, x_res, 1] in [−1, 1]."""
-        if "image" in batch:
-            pixels = batch["image"]
-        else:
-            pixels = self.mel._audio_to_pixels(batch["audio"][..., 0])     # uint8, in-graph
-        return self.to_latent(tf.cast(pixels, tf.float32)[..., None] / 127.5 - 1.0), {}
+        """A batch of audio slices or stored images → x₀: images (or latents), no cond."""
+        return self.to_latent(mel_images(self.mel, batch)), {}
 
     def model_inputs(self, x_t, t, cond):
         return {"image": x_t, "step": t, **cond}
@@ -184,4 +185,7 @@ FAMILIES = {"diffwave": DiffWaveFamily, "mel-unet": MelUNetFamily, "diffae": Dif
 
 
 def family_for(params):
+    if params.model not in FAMILIES:       # mel-vae: an autoencoder, not a diffusion model
+        raise ValueError(f"{params.model} runs are not diffusion models (a mel-vae run serves "
+                         f"a mel-unet run's network.vae_run)")
     return FAMILIES[params.model](params)

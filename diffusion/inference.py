@@ -36,7 +36,10 @@ def load_run(run_dir, use_ema: bool = True):
         import keras
         gpu = tf.config.list_logical_devices("GPU")
         keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
-    family = family_for(params)
+    try:
+        family = family_for(params)
+    except ValueError as e:                 # a mel-vae run: nothing to sample
+        raise RunError(f"{run_dir}: {e}") from None
     model = family.build_model()
     ema = EMA(model, params.train.ema_decay)
     try:

@@ -1,5 +1,6 @@
-"""audio_to_images.py: a stored mel-image dataset that equals the images computed from the
-audio, is read back by image_dataset, is checked against the run's Mel, and trains."""
+"""`python -m data.mel_images`: a stored mel-image dataset that equals the images computed from
+the audio, is read back by image_dataset, is checked against the run's Mel, and trains (mel-unet
+and mel-vae)."""
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from data.mel import Mel
-from data.mel_images import check_config, image_dataset, read_rows
+from data.mel_images import PIPELINE_DEFAULTS, check_config, image_dataset, main, read_rows
 from data.sources import DataError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +26,6 @@ def images(tmp_path_factory):
     (root / "audio").mkdir()
     for f in CHORALES:
         (root / "audio" / f.name).symlink_to(f)
-    from audio_to_images import main
     code = main(["--data", str(root / "audio"), "--out", str(root / "images"),
                  "--resolution", "32", "--hop-length", "256", "--n-fft", "1024"])
     assert code == 0
@@ -61,7 +61,24 @@ def test_train_py_trains_from_stored_images(images, tmp_path):
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "stored spectrograms of 32×32" in out.stdout and "done: step 3" in out.stdout
-    bad = subprocess.run([sys.executable, str(ROOT / "audio_to_images.py"), "--data",
+    bad = subprocess.run([sys.executable, "-m", "data.mel_images", "--data",
                           str(images), "--out", str(tmp_path / "x"), "--resolution", "3x"],
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: --resolution"), bad.stderr
+    assert bad.returncode == 2 and bad.stderr == "error: --resolution must be N or WxH " \
+        "(positive integers), got '3x'\n", bad.stderr
+
+
+def test_mel_vae_trains_from_stored_images(images, tmp_path, capsys):
+    import train
+    assert train.main(["--model", "mel-vae", "--data", str(images), "--run", str(tmp_path / "v"),
+                       "--preset", "tiny", "--steps", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "stored spectrograms of 32×32" in out and "done: step 2" in out
+    assert main(["--data", str(images), "--out", str(images)]) == 2      # never overwrites
+    assert capsys.readouterr().err.endswith("already holds an image dataset (use a new "
+                                            "directory)\n")
+
+
+def test_pipeline_defaults_are_the_data_params_defaults():
+    from params import DataParams                 # data/ keeps its own copy: no model params
+    assert PIPELINE_DEFAULTS == {k: getattr(DataParams(), k) for k in PIPELINE_DEFAULTS}

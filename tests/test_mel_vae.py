@@ -1,5 +1,6 @@
-"""Latent mode: the KL autoencoder's shapes, train_vae.py lowers its loss on chorales, and a
-mel-unet run on its scaled latents trains and generates images + audio."""
+"""Latent mode: the KL autoencoder's shapes, `train.py --model mel-vae` lowers its loss on
+chorales and resumes, and a mel-unet run on its scaled latents trains and generates images +
+audio; network.vae_run must name a mel-vae run with the same Mel."""
 import re
 from pathlib import Path
 
@@ -31,21 +32,47 @@ def vae_run(tmp_path_factory):
     (root / "audio").mkdir()
     for f in CHORALES:
         (root / "audio" / f.name).symlink_to(f)
-    from train_vae import main
     import contextlib
     import io
+    import train
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(["--data", str(root / "audio"), "--run", str(root / "vae"), "--preset",
-                     "tiny", "--channels", "8,16,16", "--latent-channels", "4",
-                     "--norm-groups", "4", "--lr", "2e-3", "--steps", "40", "--log-every", "5"])
+    with contextlib.redirect_stdout(out):      # tiny: channels 8,16,16, 4 latents, lr 2e-3
+        code = train.main(["--model", "mel-vae", "--data", str(root / "audio"), "--run",
+                           str(root / "vae"), "--preset", "tiny", "--steps", "40"])
     assert code == 0
     return root, out.getvalue()
 
 
 def test_train_vae_lowers_the_loss(vae_run):
+    from params import Params
     curve = [float(x) for x in re.findall(r"l1 ([0-9.]+)", vae_run[1])]
     assert len(curve) == 8 and np.mean(curve[-2:]) < 0.7 * np.mean(curve[:2]), curve
+    params = Params.load(vae_run[0] / "vae" / "params.json")
+    assert params.model == "mel-vae" and params.network.channels == (8, 16, 16)
+
+
+def test_vae_run_resumes_and_is_checked(vae_run, tmp_path, capsys):
+    import train
+    root = vae_run[0]
+    resume = tmp_path / "vae"
+    common = ["--model", "mel-vae", "--data", str(root / "audio"), "--run", str(resume)]
+    assert train.main([*common, "--preset", "tiny", "--steps", "2"]) == 0
+    assert train.main([*common, "--steps", "3"]) == 0
+    assert "resumed at step 2" in capsys.readouterr().out
+    assert train.main([*common, "--preset", "tiny", "--set", "kl_weight=-1"]) == 2
+    assert capsys.readouterr().err == "error: network.kl_weight must be >= 0, got -1.0\n"
+    mel_unet = ["--model", "mel-unet", "--data", str(root / "audio"), "--steps", "1"]
+    for vae, preset, message in [(resume / "nope", "tiny", "no such params file"),
+                                 (tmp_path / "latent-a", "tiny", "not a mel-vae run"),
+                                 (resume, "small", "its Mel x_res is 32, this run's is 64")]:
+        if vae.name == "latent-a":           # a mel-unet run is no VAE
+            assert train.main([*mel_unet, "--run", str(vae), "--preset", "tiny"]) == 0
+        run = tmp_path / f"bad-{preset}-{vae.name}"
+        assert train.main([*mel_unet, "--run", str(run), "--preset", preset,
+                           "--set", f"vae_run={vae}"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: network.vae_run: ") and message in err, err
+        assert len(err.strip().splitlines()) == 1 and not run.exists()   # checked before
 
 
 def test_latent_mel_unet_trains_and_generates(vae_run, tmp_path, capsys):

@@ -80,3 +80,26 @@ def test_bad_params_files(tmp_path):
         Params.load(tmp_path / "missing.json")
     with pytest.raises(ParamsError, match="unknown preset"):
         get_preset("huge")
+
+
+@pytest.mark.parametrize("name", ["tiny", "small", "base"])
+def test_mel_vae_presets_share_the_mel_unet_mel(name, tmp_path):
+    vae, unet = get_preset(name, "mel-vae"), get_preset(name, "mel-unet")
+    mel = ("x_res", "y_res", "n_fft", "hop_length", "top_db", "n_iter")
+    assert [getattr(vae.network, k) for k in mel] == [getattr(unet.network, k) for k in mel]
+    assert vae.data == unet.data                      # same slices, same sample rate
+    vae.save(tmp_path / "params.json")
+    assert Params.load(tmp_path / "params.json") == vae
+
+
+@pytest.mark.parametrize("override, message", [
+    ("network.channels=8,15", "network.channels [8, 15] must be positive multiples of "
+                              "norm_groups=4"),
+    ("kl_weight=-1", "network.kl_weight must be >= 0, got -1.0"),
+    ("latent_channels=0", "network.latent_channels must be > 0, got 0"),
+    ("channels=8", "key 'channels' is ambiguous: use one of data.channels, network.channels"),
+])
+def test_bad_mel_vae_overrides_name_the_key(override, message):
+    with pytest.raises(ParamsError) as e:
+        apply_overrides(get_preset("tiny", "mel-vae"), [override])
+    assert str(e.value) == message
