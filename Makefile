@@ -21,8 +21,10 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
+# Two pytest workers, one test file each at a time (module fixtures train once): TF's
+# tracing and Python are single-threaded, so two files overlap well on 2 cores.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 # Trains the tiny DiffWave on the bundled chorales (~2 min; re-running resumes or finishes),
 # then writes two generated clips (WAV + spectrogram PNG) to runs/demo/samples.
