@@ -285,8 +285,9 @@ class ResidualBlock(layers.Layer):
         c = None if cond is None else ops.cast(self.cond_projection(cond), dtype)
         # Residual half of the output projection × scale: the stream carries x·scale.
         col_scale = tf.concat([tf.fill([C], float(scale)), tf.ones([C])], 0)
-        Wo = self.output_projection.kernel[0] * col_scale
-        bo = self.output_projection.bias * col_scale
+        # (read in float32: under an autocast scope, e.g. stateless_call, they may come as bf16)
+        Wo = ops.cast(self.output_projection.kernel[0], "float32") * col_scale
+        bo = ops.cast(self.output_projection.bias, "float32") * col_scale
         cast = lambda w: ops.cast(w, dtype)                                   # noqa: E731
         return _residual_core(U, e, c, cast(self.dilated_conv.kernel), cast(self.dilated_conv.bias),
                               cast(Wo), cast(bo), dilation=self.dilation,

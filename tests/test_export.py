@@ -24,7 +24,8 @@ def run(*cmd, check=True):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
-    for name, extra in (("uncond", []), ("class", ["--set", "conditioning=class"])):
+    for name, extra in (("uncond", []), ("class", ["--set", "conditioning=class"]),
+                        ("bf16", ["--set", "mixed_precision=true"])):
         run(sys.executable, ROOT / "train.py", "--data", ROOT / "dataset" / "digits", "--run",
             root / name, "--preset", "tiny", "--steps", "3", *extra)
         run(sys.executable, ROOT / "export.py", "--run", root / name, "--out",
@@ -80,6 +81,20 @@ def test_fresh_process_loads_and_matches_python_sampler(exported, tmp_path, load
                                    atol=1e-4)
     assert result["denoise"] == [1, 300, 1]
     assert result["error"] and "length must be >= 1" in result["error"]
+
+
+def test_a_mixed_bfloat16_run_exports_and_matches_its_python_sampler(exported, tmp_path):
+    import keras
+    script = tmp_path / "load.py"
+    script.write_text(LOAD.format(loader="m = tf.saved_model.load(sys.argv[2])"))
+    run(sys.executable, script, tmp_path / "out.json", exported / "bf16_model")
+    audio = np.array(json.loads((tmp_path / "out.json").read_text())["1000"])
+    try:
+        reference = python_sampler(exported / "bf16", 2, 1000, 7)   # sets the bf16 policy
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert audio.shape == (2, 1000) and np.all(np.isfinite(audio))
+    np.testing.assert_allclose(audio, reference, atol=2e-2)       # bf16: 8-bit mantissa
 
 
 def test_saved_model_cli_run(exported, tmp_path):
