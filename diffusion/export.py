@@ -27,15 +27,41 @@ class _StatelessModel:
         return self.model.stateless_call(self.trainable, self.non_trainable, inputs)[0]
 
 
+def plain_model(module, model, prefix="model"):
+    """Plain variable copies of a Keras model's weights, tracked by `module` as
+    `{prefix}_weights` / `{prefix}_state`, and a stateless caller over them."""
+    weights = [tf.Variable(v.value, name=f"{prefix}_w{i}")
+               for i, v in enumerate(model.trainable_variables)]
+    state = [tf.Variable(v.value, name=f"{prefix}_s{i}")
+             for i, v in enumerate(model.non_trainable_variables)]
+    setattr(module, f"{prefix}_weights", weights)
+    setattr(module, f"{prefix}_state", state)
+    return _StatelessModel(model, weights, state)
+
+
+def graph_sample(denoise, scheduler, shape, seed, spec):
+    """x_T → x₀ over the scheduler's inference indices in one tf.while_loop, with the Python
+    sampler's noise (stateless, keyed by seed and index): `sample`'s maths, in the graph.
+    `shape` is the dynamic shape tensor, `spec` the static shape x keeps (None = any)."""
+    spec = tf.TensorShape(spec)
+
+    def body(i, x):
+        n = scheduler.num_inference_steps - 1 - i
+        t = tf.fill(shape[:1], scheduler.model_steps[n])
+        x = scheduler.step(denoise(x, t), n, x, step_noise(shape, seed, n))
+        return i + 1, tf.ensure_shape(x, spec)
+
+    _, x = tf.while_loop(lambda i, _: i < scheduler.num_inference_steps, body,
+                         (tf.constant(0), tf.ensure_shape(initial_noise(shape, seed), spec)),
+                         shape_invariants=(tf.TensorShape([]), spec))
+    return x
+
+
 class SamplerModule(tf.Module):
     def __init__(self, family, model, scheduler, params, chunk: int):
         super().__init__(name="diffusion_sampler")
-        self.weights = [tf.Variable(v.value, name=f"weight_{i}")
-                        for i, v in enumerate(model.trainable_variables)]
-        self.state = [tf.Variable(v.value, name=f"state_{i}")
-                      for i, v in enumerate(model.non_trainable_variables)]
-        # Not tracked (object.__setattr__): only the plain variables above are saved.
-        object.__setattr__(self, "model", _StatelessModel(model, self.weights, self.state))
+        # Not tracked (object.__setattr__): only the plain variables are saved.
+        object.__setattr__(self, "model", plain_model(self, model))
         object.__setattr__(self, "family", family)
         object.__setattr__(self, "scheduler", scheduler)
         self.conditioning = params.network.conditioning
@@ -49,18 +75,7 @@ class SamplerModule(tf.Module):
         denoise = self.family.denoiser(self.model, cond)
         if self.chunk and "mel" not in cond:
             denoise = chunked(denoise, self.chunk, self.halo)
-        sched = self.scheduler
-
-        def body(i, x):
-            n = sched.num_inference_steps - 1 - i
-            t = tf.fill(shape[:1], sched.model_steps[n])
-            x = sched.step(denoise(x, t), n, x, step_noise(shape, seed, n))
-            return i + 1, tf.ensure_shape(x, [None, None, 1])
-
-        _, x = tf.while_loop(lambda i, _: i < sched.num_inference_steps, body,
-                             (tf.constant(0),
-                              tf.ensure_shape(initial_noise(shape, seed), [None, None, 1])),
-                             shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None, 1])))
+        x = graph_sample(denoise, self.scheduler, shape, seed, [None, None, 1])
         return {"audio": x[..., 0]}
 
     def generate(self, num_samples, length, seed, label=None):

@@ -14,18 +14,13 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from diffusion.export import _StatelessModel
-from diffusion.samplers import initial_noise, step_noise
+from diffusion.export import graph_sample, plain_model
 
 
 class MelSamplerModule(tf.Module):
     def __init__(self, family, model, scheduler, slices: int = 1):
         super().__init__(name="mel_sampler")
-        self.weights = [tf.Variable(v.value, name=f"weight_{i}")
-                        for i, v in enumerate(model.trainable_variables)]
-        self.state = [tf.Variable(v.value, name=f"state_{i}")
-                      for i, v in enumerate(model.non_trainable_variables)]
-        object.__setattr__(self, "model", _StatelessModel(model, self.weights, self.state))
+        object.__setattr__(self, "model", plain_model(self, model))
         object.__setattr__(self, "family", family)
         object.__setattr__(self, "scheduler", scheduler)
         object.__setattr__(self, "mel", family.mel)
@@ -37,16 +32,8 @@ class MelSamplerModule(tf.Module):
         tf.debugging.assert_greater_equal(num_samples, 1, message="num_samples must be >= 1")
         shape = tf.stack([num_samples, self.height, self.width, 1])
         static = [None, self.height, self.width, 1]
-        denoise, sched = self.family.denoiser(self.model, {}), self.scheduler
-
-        def body(i, x):
-            n = sched.num_inference_steps - 1 - i
-            t = tf.fill(shape[:1], sched.model_steps[n])
-            x = sched.step(denoise(x, t), n, x, step_noise(shape, seed, n))
-            return i + 1, tf.ensure_shape(x, static)
-
-        _, x = tf.while_loop(lambda i, _: i < sched.num_inference_steps, body,
-                             (tf.constant(0), tf.ensure_shape(initial_noise(shape, seed), static)))
+        x = graph_sample(self.family.denoiser(self.model, {}), self.scheduler, shape, seed,
+                         static)
         pixels = tf.clip_by_value(tf.round((x[..., 0] + 1.0) * 127.5), 0.0, 255.0)
         audio = self.mel._pixels_to_audio(pixels, tf.constant(self.mel.n_iter),
                                           tf.constant(0, tf.int64))   # image_to_audio's seed 0

@@ -14,39 +14,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from diffusion.export import _StatelessModel
-from diffusion.samplers import initial_noise, step_noise
+from diffusion.export import graph_sample, plain_model
 from diffusion.vsampler import VScheduler
 from network.text_encoder import _FEEDS    # backbone input name → ids | mask | zeros
 
 MAX_SECONDS = 600.0
-
-
-def _plain(module, model, prefix):
-    """Plain variable copies of a Keras model's weights and a stateless caller over them."""
-    weights = [tf.Variable(v.value, name=f"{prefix}_w{i}")
-               for i, v in enumerate(model.trainable_variables)]
-    state = [tf.Variable(v.value, name=f"{prefix}_s{i}")
-             for i, v in enumerate(model.non_trainable_variables)]
-    setattr(module, f"{prefix}_weights", weights)
-    setattr(module, f"{prefix}_state", state)
-    return _StatelessModel(model, weights, state)
-
-
-def _v_loop(denoise, scheduler, shape, seed, channels):
-    """x at σ = 1 → x₀ with the scheduler's steps (the shared V maths), in the graph."""
-    spec = tf.TensorShape([None, None, channels])
-
-    def body(i, x):
-        n = scheduler.num_inference_steps - 1 - i
-        t = tf.fill(shape[:1], scheduler.model_steps[n])
-        x = scheduler.step(denoise(x, t), n, x, step_noise(shape, seed, n))
-        return i + 1, tf.ensure_shape(x, spec)
-
-    _, x = tf.while_loop(lambda i, _: i < scheduler.num_inference_steps, body,
-                         (tf.constant(0), tf.ensure_shape(initial_noise(shape, seed), spec)),
-                         shape_invariants=(tf.TensorShape([]), spec))
-    return x
 
 
 class TextToAudioModule(tf.Module):
@@ -55,9 +27,9 @@ class TextToAudioModule(tf.Module):
         family.text_condition([""])                       # loads the text encoder
         encoder, autoencoder = family._encoder, family.autoencoder
         n, rate = family.params.network, family.params.data.sample_rate
-        text_model = _plain(self, encoder._encoder, "text")
-        gen_model = _plain(self, generator, "diffgen")
-        ae_model = _plain(self, autoencoder, "diffae")
+        text_model = plain_model(self, encoder._encoder, "text")
+        gen_model = plain_model(self, generator, "diffgen")
+        ae_model = plain_model(self, autoencoder, "diffae")
         # Untracked (object.__setattr__): only the plain variables above are saved.
         for name, value in (("family", family), ("encoder", encoder), ("text_model", text_model),
                             ("gen_model", gen_model), ("ae_model", ae_model),
@@ -88,11 +60,12 @@ class TextToAudioModule(tf.Module):
         num = tf.size(text)
         cond = {**self._text(tf.reshape(text, [-1])), "guidance": guidance}
         denoise = self.family.denoiser(self.gen_model, cond)
-        latent = _v_loop(denoise, self.gen_sched, tf.stack([num, frames, self.latent_channels]),
-                         seed, self.latent_channels)
+        shape = tf.stack([num, frames, self.latent_channels])
+        latent = graph_sample(denoise, self.gen_sched, shape, seed,
+                              [None, None, self.latent_channels])
         decode = lambda x, t: self.ae_model({"audio": x, "step": t, "latent": latent})  # noqa
-        audio = _v_loop(decode, self.dec_sched, tf.stack([num, frames * self.latent_hop, 1]),
-                        seed, 1)
+        audio = graph_sample(decode, self.dec_sched, tf.stack([num, frames * self.latent_hop, 1]),
+                             seed, [None, None, 1])
         return {"audio": audio[:, :samples, 0]}
 
 

@@ -13,6 +13,7 @@ import tensorflow as tf
 from data.mel import Mel
 from data.mel_images import PIPELINE_DEFAULTS, check_config, image_dataset, main, read_rows
 from data.sources import DataError
+from conftest import linked_audio_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 CHORALES = sorted((ROOT / "dataset" / "chorales").glob("*.flac"))[:2]
@@ -23,9 +24,7 @@ TINY_MEL = {"x_res": 32, "y_res": 32, "sample_rate": 22050, "n_fft": 1024, "hop_
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     root = tmp_path_factory.mktemp("melimg")
-    (root / "audio").mkdir()
-    for f in CHORALES:
-        (root / "audio" / f.name).symlink_to(f)
+    linked_audio_dir(root, CHORALES)
     code = main(["--data", str(root / "audio"), "--out", str(root / "images"),
                  "--resolution", "32", "--hop-length", "256", "--n-fft", "1024"])
     assert code == 0

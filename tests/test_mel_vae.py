@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import linked_audio_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 CHORALES = sorted((ROOT / "dataset" / "chorales").glob("*.flac"))[:3]
@@ -29,9 +30,7 @@ def test_vae_shapes_and_loss():
 @pytest.fixture(scope="module")
 def vae_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("vae")
-    (root / "audio").mkdir()
-    for f in CHORALES:
-        (root / "audio" / f.name).symlink_to(f)
+    linked_audio_dir(root, CHORALES)
     import contextlib
     import io
     import train
