@@ -11,6 +11,8 @@ graph with an InvalidArgumentError whose message says which input is wrong.
 """
 from __future__ import annotations
 
+import inspect
+
 import tensorflow as tf
 
 from diffusion.samplers import chunked, initial_noise, step_noise
@@ -22,9 +24,13 @@ class _StatelessModel:
 
     def __init__(self, model, trainable, non_trainable):
         self.model, self.trainable, self.non_trainable = model, trainable, non_trainable
+        # stateless_call hands kwargs to call(): `training` only where call() takes it
+        # (DiffWave's sampling path skips the backward-pass bookkeeping with training=False).
+        self.takes_training = "training" in inspect.signature(model.call).parameters
 
     def __call__(self, inputs, training=False):
-        return self.model.stateless_call(self.trainable, self.non_trainable, inputs)[0]
+        kwargs = {"training": training} if self.takes_training else {}
+        return self.model.stateless_call(self.trainable, self.non_trainable, inputs, **kwargs)[0]
 
 
 def plain_model(module, model, prefix="model"):

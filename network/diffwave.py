@@ -124,6 +124,11 @@ def _gate_product(A):
     return _to(_f32(A[..., :C]) * _f32(A[..., C:]), A.dtype)
 
 
+def _gate_output(H, cond=None):
+    """z = σ(h_g)·tanh(h_f) of h = H (+ cond) in one kernel, A never stored (inference)."""
+    return _gate_product(_gate_act(H, cond))
+
+
 def _gate_grad(A, dz):
     """∂L/∂h = [dz·tanh(h_f)·σ'(h_g) | dz·σ(h_g)·tanh'(h_f)], derivatives from A itself."""
     C = A.shape[-1] // 2
@@ -166,6 +171,7 @@ _XLA_STARTED = False
 if XLA_GLUE:
     _layer_input = tf.function(_layer_input, jit_compile=True)
     _gate_act = tf.function(_gate_act, jit_compile=True)
+    _gate_output = tf.function(_gate_output, jit_compile=True)     # one cluster, A not stored
     _gate_product = tf.function(_gate_product, jit_compile=True)
     _gate_grad = tf.function(_gate_grad, jit_compile=True)
     _stream_grad = tf.function(_stream_grad, jit_compile=True)
@@ -202,6 +208,20 @@ def _dilated_kernel_grad(y, dH2d, dilation):
     padded = tf.concat([y, tf.zeros_like(y[:, :1])], 1)
     views = tf.reshape(tf.gather(padded, idx, axis=1), [-1, 3 * C])
     return tf.reshape(tf.matmul(views, dH2d, transpose_a=True), [3, C, 2 * C])
+
+
+def _residual_forward(U, e, cond, Wd, bd, Wo, bo, dilation, inv_scale):
+    """The layer without autodiff bookkeeping (sampling): the gate is one kernel, A is never
+    stored. Same values as `_residual_core`; differentiable by TF if ever needed."""
+    C = U.shape[-1] // 2
+    B, T = tf.shape(U)[0], tf.shape(U)[1]
+    y = _layer_input(U, e, inv_scale)
+    conv = tf.nn.conv2d(tf.reshape(y, tf.stack([B, 1, T, C])), Wd[None], 1, "SAME",
+                        dilations=[1, 1, dilation, 1])
+    H = tf.reshape(tf.nn.bias_add(conv, bd), tf.stack([B, T, 2 * C]))
+    z2d = tf.reshape(_gate_output(H) if cond is None else _gate_output(H, cond), [-1, C])
+    out = tf.nn.bias_add(tf.matmul(z2d, Wo), bo) + tf.reshape(U, [-1, 2 * C])
+    return tf.reshape(out, tf.shape(U))
 
 
 def _residual_core(U, e, cond, Wd, bd, Wo, bo, *, dilation, inv_scale):
@@ -277,7 +297,7 @@ class ResidualBlock(layers.Layer):
         self.output_projection.build((None, None, C))
         self.built = True
 
-    def call(self, U, emb, cond=None, scale=1.0):
+    def call(self, U, emb, cond=None, scale=1.0, training=None):
         """U [B,T,2C] holds [x·scale | Σ skip]; returns the stream after this layer, whose
         residual half is x_next·scale·√2 (x_next = (x + residual)/√2)."""
         dtype, C = self.compute_dtype, self.channels
@@ -289,9 +309,12 @@ class ResidualBlock(layers.Layer):
         Wo = ops.cast(self.output_projection.kernel[0], "float32") * col_scale
         bo = ops.cast(self.output_projection.bias, "float32") * col_scale
         cast = lambda w: ops.cast(w, dtype)                                   # noqa: E731
-        return _residual_core(U, e, c, cast(self.dilated_conv.kernel), cast(self.dilated_conv.bias),
-                              cast(Wo), cast(bo), dilation=self.dilation,
-                              inv_scale=tf.constant(1.0 / scale, tf.float32))
+        args = (U, e, c, cast(self.dilated_conv.kernel), cast(self.dilated_conv.bias), cast(Wo),
+                cast(bo))
+        inv_scale = tf.constant(1.0 / scale, tf.float32)
+        if training is False:                   # sampling: no backward to prepare for
+            return _residual_forward(*args, self.dilation, inv_scale)
+        return _residual_core(*args, dilation=self.dilation, inv_scale=inv_scale)
 
 
 class DiffWave(keras.Model):
@@ -395,7 +418,7 @@ class DiffWave(keras.Model):
             s *= math.sqrt(2.0)
         return scales
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         dtype = self.compute_dtype
         audio = ops.cast(inputs["audio"], dtype)                               # [B, T, 1]
         emb = ops.cast(self.embed_step(inputs["step"]), dtype)                 # t → [B, 128]
@@ -414,13 +437,13 @@ class DiffWave(keras.Model):
         batch = audio.shape[0]
         chains = min(batch, MAX_CHAINS) if batch is not None else 1
         if chains <= 1:
-            return self._trunk(audio, emb, cond)
+            return self._trunk(audio, emb, cond, training)
         sizes = [batch // chains + (k < batch % chains) for k in range(chains)]
         parts = zip(tf.split(audio, sizes), tf.split(emb, sizes),
                     tf.split(cond, sizes) if cond is not None else [None] * chains)
-        return tf.concat([self._trunk(*part) for part in parts], 0)
+        return tf.concat([self._trunk(*part, training) for part in parts], 0)
 
-    def _trunk(self, audio, emb, cond):
+    def _trunk(self, audio, emb, cond, training=None):
         """audio [B,T,1], emb [B,512], cond None | [B,1,128] | [B,T,n_mels] → ε̂ [B,T,1] float32."""
         dtype, C = self.compute_dtype, self.residual_channels
         shape = tf.shape(audio)
@@ -438,7 +461,7 @@ class DiffWave(keras.Model):
                 rebase = tf.concat([tf.fill([C], 1.0 / (scales[i - 1] * math.sqrt(2.0))),
                                     tf.ones([C])], 0)
                 U = U * ops.cast(rebase, dtype)
-            U = block(U, emb, cond, scale=scale)
+            U = block(U, emb, cond, scale=scale, training=training)
 
         # Σ skip / √L → ReLU(skip_projection) → output_projection (C → 1).
         skip = tf.reshape(U[..., C:], [-1, C])
