@@ -11,12 +11,11 @@ import dataclasses
 import tensorflow as tf
 
 from data.features import log_mel
+from diffusion.family_base import Family, WaveformFamily
 
 
 @dataclasses.dataclass
-class DiffWaveFamily:
-    params: object
-
+class DiffWaveFamily(WaveformFamily):
     default_sampler = "fast"
 
     def build_model(self):
@@ -42,30 +41,6 @@ class DiffWaveFamily:
             return audio, {"mel": mel}
         return audio, {}
 
-    def model_inputs(self, x_t, t, cond):
-        return {"audio": x_t, "step": tf.cast(t, tf.float32), **cond}
-
-    def denoiser(self, model, cond, training=False):
-        """denoise(x_t, t) → ε̂, with the conditioning bound."""
-        return lambda x_t, t: model(self.model_inputs(x_t, t, cond), training=training)
-
-    def sample_shape(self, num: int, seconds: float):
-        return [num, max(1, int(round(seconds * self.params.data.sample_rate))), 1]
-
-    time_axis = 1                       # x [N, T, 1]: in/out-painting masks run along T
-
-    def frames_per_second(self) -> float:
-        return float(self.params.data.sample_rate)
-
-    def to_audio(self, x):
-        """A sample [N, T, 1] → (audio [N, T] float32, images or None)."""
-        return x[..., 0], None
-
-    def from_audio(self, audio, num: int):
-        """Mono audio [T] at the run's rate → the x₀ of audio-to-audio, [num, T, 1]."""
-        import numpy as np
-        return np.tile(np.asarray(audio, np.float32)[None, :, None], [num, 1, 1])
-
 
 def mel_for(params):
     """The Mel of a mel-unet or mel-vae run (network.x_res … n_iter, data.sample_rate)."""
@@ -83,7 +58,7 @@ def mel_images(mel, batch):
 
 
 @dataclasses.dataclass
-class MelUNetFamily:
+class MelUNetFamily(Family):
     """teticio/audio-diffusion: diffusion over Mel spectrogram images in [−1, 1]."""
     params: object
 
@@ -141,8 +116,6 @@ class MelUNetFamily:
     def model_inputs(self, x_t, t, cond):
         return {"image": x_t, "step": t, **cond}
 
-    def denoiser(self, model, cond, training=False):
-        return lambda x_t, t: model(self.model_inputs(x_t, t, cond), training=training)
 
     def sample_shape(self, num: int, seconds: float):
         """Wider noise gives longer clips: the width is x_res × k slices (≥ 1)."""

@@ -18,6 +18,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from diffusion.family_base import Family, WaveformFamily
 from diffusion.guidance import draw_keep_mask, guided
 
 
@@ -26,9 +27,7 @@ class FamilyError(ValueError):
 
 
 @dataclasses.dataclass
-class DiffAEFamily:
-    params: object
-
+class DiffAEFamily(WaveformFamily):
     objective = "v"
     default_sampler = "v"
     conditioning = "audio"              # conditioned on its own latent: no free-running samples
@@ -44,21 +43,6 @@ class DiffAEFamily:
     def split_batch(self, batch):
         audio = batch["audio"][..., :1]
         return audio, {"source": audio}
-
-    def model_inputs(self, x_t, t, cond):
-        return {"audio": x_t, "step": t, **cond}
-
-    def denoiser(self, model, cond, training=False):
-        return lambda x_t, t: model(self.model_inputs(x_t, t, cond), training=training)
-
-    def sample_shape(self, num: int, seconds: float):
-        return [num, max(1, int(round(seconds * self.params.data.sample_rate))), 1]
-
-    def to_audio(self, x):
-        return np.asarray(x)[..., 0], None
-
-    def from_audio(self, audio, num: int):
-        return np.tile(np.asarray(audio, np.float32)[None, :, None], [num, 1, 1])
 
 
 def check_autoencoder_run(run_dir: str):
@@ -77,7 +61,7 @@ def check_autoencoder_run(run_dir: str):
 
 
 @dataclasses.dataclass
-class DiffGenFamily:
+class DiffGenFamily(Family):
     params: object
 
     objective = "v"

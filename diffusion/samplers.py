@@ -185,8 +185,8 @@ def sample(denoise, scheduler, shape, seed: int = 0, progress=None, init=None,
         """x at index n (n = −1: x₀) with the known region at the same noise level."""
         if known is None:
             return x
-        alpha_bar = tf.where(n >= 0, tf.gather(scheduler.tf_alpha_bars, tf.maximum(n, 0)), 1.0)
-        renoised = tf.sqrt(alpha_bar) * x_known + tf.sqrt(1.0 - alpha_bar) * z_known
+        renoised = tf.where(n >= 0, scheduler.add_noise(x_known, z_known, tf.maximum(n, 0)),
+                            x_known)
         return mask * renoised + (1.0 - mask) * x
 
     @tf.function(reduce_retracing=True)
