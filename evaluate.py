@@ -6,7 +6,7 @@
     options: --embedding birdnet | SAVEDMODEL_DIR [--embedding-rate HZ --embedding-window S
              --embedding-output KEY] · --cache DIR · --digit-classifier DIR
 
-Embeddings: BirdNET V2.4 (network/birdnet.py), every clip cut into segments of --seconds
+Embeddings: BirdNET V2.4 (evaluation/birdnet.py), every clip cut into segments of --seconds
 (≤ 3 s) zero-padded to the model's window. The reference is split into halves by alternating
 file (A: even positions, B: odd); A's statistics are what every set is compared with. Three
 sets are scored in the same run so the figures can be read: the generated clips, real clips
@@ -17,7 +17,7 @@ labels for a class-conditional run; with --generated the clips (and labels, from
 metadata.jsonl) are read instead.
 IS-style score: exp(E_x KL(p(y|x) ‖ p(y))) over BirdNET's 6522 sigmoid outputs normalised to
 sum to 1 per window. Digit accuracy (class-conditional runs, or a --generated dir with labels):
-the classifier of `--train-digit-classifier` (network/digit_classifier.py) on the generated
+the classifier of `--train-digit-classifier` (evaluation/digit_classifier.py) on the generated
 clips against their labels. Writes OUT/report.json, OUT/report.md and OUT/samples/ (WAVs +
 metadata.jsonl, re-usable with --generated). Reference statistics are cached
 (dataset/cache/fad, or --cache / $AUDIO_DIFFUSION_CACHE/fad) under a fingerprint of every
@@ -99,16 +99,16 @@ def rms(audio) -> float:
 
 def embed_clips(clips, embedder, segment):
     """[(audio [T], rate)] → (embeddings [W, d], logits [W, C] or None)."""
-    from network.birdnet import clip_windows
+    from evaluation.birdnet import clip_windows
     windows = [clip_windows(audio, rate, embedder, segment) for audio, rate in clips]
     return embedder(np.concatenate(windows))
 
 
 def describe(embeddings, logits, reference, labels=None):
     """FAD against reference half A, IS-style score and top classes of one set."""
-    from diffusion.metrics import frechet_distance, gaussian_stats, inception_score, \
+    from evaluation.metrics import frechet_distance, gaussian_stats, inception_score, \
         normalized_sigmoid
-    from network.birdnet import top_classes
+    from evaluation.birdnet import top_classes
     mu, sigma = gaussian_stats(embeddings)
     result = {"windows": int(len(embeddings)),
               "fad": frechet_distance(mu, sigma, reference["a_mu"], reference["a_sigma"])}
@@ -128,8 +128,8 @@ def fingerprint(sources, embedder, segment):
 
 
 def cache_path(cache_dir, origin, embedder, segment):
-    root = Path(cache_dir or Path(os.environ.get("AUDIO_DIFFUSION_CACHE",
-                                                 ROOT / "dataset" / "cache")) / "fad")
+    from data.cache import cache_root
+    root = cache_root(cache_dir) / "fad"
     key = hashlib.sha1(f"{os.path.abspath(origin)}|{embedder.id}|{segment}".encode())
     return root / f"reference-{key.hexdigest()[:16]}.npz"
 
@@ -138,8 +138,8 @@ def reference_stats(report, embedder, segment, cache_dir=None, log=print):
     """Statistics of the reference halves (A: μ, Σ; B: embeddings, IS, top classes, clip
     RMS), from the cache when its fingerprint matches, else computed and cached."""
     from data.audio_io import read
-    from diffusion.metrics import gaussian_stats, inception_score, normalized_sigmoid
-    from network.birdnet import top_classes
+    from evaluation.metrics import gaussian_stats, inception_score, normalized_sigmoid
+    from evaluation.birdnet import top_classes
     sources = report.sources
     key = fingerprint(sources, embedder, segment)
     path = cache_path(cache_dir, report.origin, embedder, segment)
@@ -199,8 +199,7 @@ def generate(loaded, num, seconds, seed):
     """num clips from a loaded run (fast sampler, EMA weights; batch i of 16 uses seed + i):
     ([(audio, rate)], balanced labels 0, 1, …, 0, 1, … for a class-conditional run, else None)."""
     import tensorflow as tf
-    from diffusion.inference import build_scheduler
-    from diffusion.samplers import sample
+    from diffusion.core.schedulers import build_scheduler
     params, family, model = loaded
     rate = params.data.sample_rate
     length = max(1, int(round(seconds * rate)))
@@ -211,7 +210,7 @@ def generate(loaded, num, seconds, seed):
     for i, first in enumerate(range(0, num, GENERATION_BATCH)):
         n = min(GENERATION_BATCH, num - first)
         cond = {} if labels is None else {"label": tf.constant(labels[first:first + n])}
-        x = sample(family.denoiser(model, cond), scheduler, [n, length, 1], seed + i)
+        x = family.sample(model, scheduler, [n, length, 1], cond, seed + i)
         audio.extend(np.clip(x.numpy()[..., 0], -1.0, 1.0))
     return [(a, rate) for a in audio], labels
 
@@ -281,7 +280,7 @@ def markdown(report) -> str:
 
 def score(clips, labels, reference, embedder, segment, classifier_dir, log=print):
     """The three sets' figures ({"generated", "real", "noise"}) and notes for the report."""
-    from diffusion.metrics import frechet_distance, gaussian_stats
+    from evaluation.metrics import frechet_distance, gaussian_stats
     noise = white_noise(clips, reference["b_rms"])
     sets, t = {}, time.perf_counter()
     for name, group in (("generated", clips), ("noise", noise)):
@@ -303,7 +302,7 @@ def score(clips, labels, reference, embedder, segment, classifier_dir, log=print
     if labels is None:
         return sets, notes
     try:
-        from network.digit_classifier import DigitClassifier
+        from evaluation.digit_classifier import DigitClassifier
         classifier = DigitClassifier.load(classifier_dir)
     except ValueError as e:
         notes.append(f"Digit accuracy: n/a — {e}; train one with "
@@ -320,12 +319,12 @@ def score(clips, labels, reference, embedder, segment, classifier_dir, log=print
 
 def evaluate(args, log=print):
     from data.sources import find_sources
-    from network.birdnet import load_embedder
+    from evaluation.birdnet import load_embedder
     start = time.perf_counter()
     ref_sources = find_sources(args.reference)
     loaded = None
     if args.run is not None:                         # a missing/broken run fails before work
-        from diffusion.inference import load_run
+        from diffusion.families.registry import load_run
         loaded = load_run(args.run)
         if loaded[1].conditioning == "mel" and args.generated is None:
             raise ValueError(f"{args.run} is a mel vocoder: evaluate its outputs with "
@@ -372,12 +371,12 @@ def main(argv=None) -> int:
     quiet_tensorflow()
     from data.audio_io import AudioError
     from data.sources import DataError
-    from diffusion.inference import RunError
-    from network.birdnet import EmbeddingError
+    from diffusion.families.registry import RunError
+    from evaluation.birdnet import EmbeddingError
     try:
         check_args(args)
         if args.train_digit_classifier:
-            from network.digit_classifier import DigitClassifier
+            from evaluation.digit_classifier import DigitClassifier
             out = args.out or "runs/digit_classifier"
             clf = DigitClassifier.train(args.data, out, epochs=args.epochs, seed=args.seed)
             print(f"digit classifier: held-out accuracy {100 * clf.heldout_accuracy:.1f} % "

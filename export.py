@@ -37,56 +37,20 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     quiet_tensorflow()
-    from diffusion.export import SamplerModule, export
-    from diffusion.inference import RunError, build_scheduler, load_run
+    from diffusion.families.registry import RunError, load_run
     if os.path.exists(args.out) and os.listdir(args.out):
         print(f"error: {args.out} exists and is not empty; choose a new --out", file=sys.stderr)
         return 2
     try:
         params, family, model = load_run(args.run, use_ema=args.ema)
-        if params.model == "diffgen":
-            return export_diffgen(args, family, model)
-        if params.model not in ("diffwave", "mel-unet"):
-            raise ValueError(f"{args.run}: SavedModel export of {params.model} runs is not in "
-                             f"this version (DiffWave, mel-unet and diffgen runs)")
-        if params.model == "mel-unet" and params.network.vae_run:
-            raise ValueError(f"{args.run}: SavedModel export of latent (vae_run) runs is not in "
-                             f"this version")
-        if params.model == "mel-unet" and args.sampler == "fast":
-            args.sampler = "ddim"                 # mel: DDIM (fast is DiffWave's schedule)
-        if args.steps is not None and not 1 <= args.steps <= params.diffusion.num_steps:
-            raise ValueError(f"--steps must be in 1..{params.diffusion.num_steps}, "
-                             f"got {args.steps}")
-        scheduler = build_scheduler(params, args.sampler, args.steps, args.eta)
+        module, what = family.export_module(model, args)    # the family's SavedModel module
     except (RunError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    chunk = int(args.chunk_seconds * params.data.sample_rate)
-    if params.model == "mel-unet":            # images + Griffin-Lim audio, one slice wide
-        from diffusion.mel_export import MelSamplerModule, export_mel
-        export_mel(MelSamplerModule(family, model, scheduler), args.out)
-    else:
-        export(SamplerModule(family, model, scheduler, params, chunk), args.out)
-    print(f"exported {args.run} ({args.sampler}, {scheduler.num_inference_steps} steps, "
-          f"{getattr(params.network, 'conditioning', 'no')} conditioning) to {args.out} in "
-          f"{time.perf_counter() - start:.1f} s; signatures: serving_default, generate, denoise")
-    return 0
-
-
-def export_diffgen(args, family, model) -> int:
-    """Text → audio: a string input, both V loops and the text encoder in the graph."""
-    from diffusion.text_export import TextToAudioModule, export_text_to_audio
-    steps = args.steps or 50
-    for flag, value in (("--steps", steps), ("--decode-steps", args.decode_steps)):
-        if not 1 <= value <= 1000:
-            raise ValueError(f"{flag} must be in 1..1000, got {value}")
-    family.autoencoder                            # loads and checks the DiffAE run
-    start = time.perf_counter()
-    export_text_to_audio(TextToAudioModule(family, model, steps, args.decode_steps), args.out)
-    print(f"exported {args.run} (text → audio, {steps} + {args.decode_steps} V steps) to "
-          f"{args.out} in {time.perf_counter() - start:.1f} s; signature serving_default(text, "
-          f"seconds, seed, guidance); servers must `import tensorflow_text` first")
+    module.save(args.out)
+    print(f"exported {args.run} ({what}) to {args.out} in {time.perf_counter() - start:.1f} s; "
+          f"{module.signatures_note}")
     return 0
 
 

@@ -34,7 +34,6 @@ from params import quiet_tensorflow  # noqa: E402
 import numpy as np  # noqa: E402
 
 SAMPLERS = ("fast", "ddpm", "ddim", "v")
-V_FAMILIES = ("diffae", "diffgen")     # text-to-audio: the V sampler only
 
 
 def parse_args(argv=None):
@@ -48,7 +47,6 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50, ≤ T)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM η (0 deterministic, 1 DDPM-like)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--mel", default=None, help="log-mel .npy or audio file (mel vocoder runs)")
     p.add_argument("--from-audio", default=None, help="audio file to start from (SDEdit)")
     p.add_argument("--strength", type=float, default=0.5,
                    help="with --from-audio: 1 = pure noise, → 0 = keep the input")
@@ -65,32 +63,21 @@ def parse_args(argv=None):
     p.add_argument("--alpha", type=float, default=0.5, help="--slerp position (0 = --from-audio)")
     p.add_argument("--loop", type=int, default=0, metavar="N",
                    help="cut each clip to whole bars at its tracked beat and tile it N times")
-    p.add_argument("--vocoder", default=None, metavar="DIFFWAVE_RUN",
-                   help="mel-unet runs: invert the images with this mel-conditioned DiffWave run "
-                        "instead of Griffin-Lim (same sample rate and hop; n_fft = 4·hop)")
-    p.add_argument("--vocoder-gain-db", type=float, default=None,
-                   help="absolute level of the images' 0 dB (data/mel_convert.py step 3; "
-                        "default: 10·log10(n_fft²/16) − 24, peak-normalised music)")
     p.add_argument("--chunk-seconds", type=float, default=4.0,
                    help="denoise longer clips in exact overlapping chunks (0: never)")
-    p.add_argument("--label", type=int, default=None, help="class label (class-conditional)")
-    p.add_argument("--text", default=None, help="text prompt (diffgen runs)")
-    p.add_argument("--guidance", type=float, default=None,
-                   help="classifier-free guidance scale (diffgen; default network.guidance, "
-                        "1 = none)")
-    p.add_argument("--decode-steps", type=int, default=50,
-                   help="V-sampler steps of the DiffAE decoder (diffgen runs)")
+    from diffusion.families.registry import FAMILIES
+    for family_class in dict.fromkeys(FAMILIES.values()):   # each family's own options
+        family_class.add_arguments(p)
     p.add_argument("--ema", dest="ema", action="store_true", default=True,
                    help="sample with the EMA weights (default)")
     p.add_argument("--no-ema", dest="ema", action="store_false", help="use the raw weights")
     return p.parse_args(argv)
 
 
-def check_args(args, params):
+def check_args(args, params, family):
     """One-line errors for everything that can be checked before any work."""
     if args.sampler is None:
-        from diffusion.families import family_for
-        args.sampler = family_for(params).default_sampler
+        args.sampler = family.default_sampler
     if args.sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {args.sampler!r} (choose from {', '.join(SAMPLERS)})")
     if not args.seconds > 0:
@@ -99,7 +86,12 @@ def check_args(args, params):
             not 1 <= args.steps <= params.diffusion.num_steps:
         raise ValueError(f"--steps must be in 1..{params.diffusion.num_steps} (the run's T), "
                          f"got {args.steps}")
-    check_t2a_args(args, params)
+    if args.sampler not in family.samplers:
+        raise ValueError(f"--sampler {args.sampler} does not apply to {params.model} runs "
+                         f"(v is for diffae/diffgen runs only)")
+    if args.sampler == "v" and args.steps is not None and not 1 <= args.steps <= 1000:
+        raise ValueError(f"--steps must be in 1..1000, got {args.steps}")
+    family.check_args(args, args.run)
     if args.steps is not None and args.sampler not in ("ddim", "v"):
         raise ValueError(f"--steps applies to --sampler ddim or v (fast and ddpm have fixed "
                          f"steps)")
@@ -125,81 +117,13 @@ def check_args(args, params):
         raise ValueError(f"--chunk-seconds must be >= 0, got {args.chunk_seconds}")
     if args.num < 1:
         raise ValueError(f"--num must be >= 1, got {args.num}")
-    conditioning = getattr(params.network, "conditioning", "none")
-    if conditioning == "class":
-        if args.label is None:
-            raise ValueError(f"{args.run} is class-conditional: give --label "
-                             f"0..{params.network.num_classes - 1}")
-        if not 0 <= args.label < params.network.num_classes:
-            raise ValueError(f"--label {args.label} is out of range "
-                             f"0..{params.network.num_classes - 1}")
-    elif args.label is not None:
-        raise ValueError(f"{args.run} is not class-conditional; drop --label")
-    if conditioning == "mel" and args.mel is None:
-        raise ValueError(f"{args.run} is a mel vocoder: give --mel (a .npy log-mel or an audio "
-                         f"file)")
-    if conditioning != "mel" and args.mel is not None:
-        raise ValueError(f"{args.run} is not mel-conditioned; drop --mel")
-
-
-def check_t2a_args(args, params):
-    """The text-to-audio families' options (V sampler, --text, --guidance, --decode-steps)."""
-    v_family = params.model in V_FAMILIES
-    if v_family != (args.sampler == "v"):
-        raise ValueError(f"--sampler {args.sampler} does not apply to {params.model} runs "
-                         f"(v is for diffae/diffgen runs only)")
-    if args.sampler == "v" and args.steps is not None and not 1 <= args.steps <= 1000:
-        raise ValueError(f"--steps must be in 1..1000, got {args.steps}")
-    if params.model == "diffgen":
-        if not args.text:
-            raise ValueError(f"{args.run} is a text-to-audio (diffgen) run: give --text "
-                             f"\"a prompt\"")
-        if args.guidance is not None and not args.guidance > 0:
-            raise ValueError(f"--guidance must be > 0 (1 = no guidance), got {args.guidance}")
-        if not 1 <= args.decode_steps <= 1000:
-            raise ValueError(f"--decode-steps must be in 1..1000, got {args.decode_steps}")
-        if args.from_audio is not None:
-            raise ValueError("--from-audio is not supported for diffgen runs; use --text")
-    else:
-        for flag, value in (("--text", args.text), ("--guidance", args.guidance)):
-            if value is not None:
-                raise ValueError(f"{args.run} is a {params.model} run, not text-conditioned; "
-                                 f"drop {flag}")
-    if params.model == "diffae" and args.from_audio is None:
-        raise ValueError(f"{args.run} is a diffusion autoencoder: give --from-audio FILE to "
-                         f"reconstruct it (text → audio needs a diffgen run)")
-
-
-def read_audio(path, rate):
-    """Mono float32 [T] at `rate` through the project's decoder and resampler."""
-    from data.audio_io import read
-    from data.filters import resample
-    audio, file_rate = read(path)
-    return resample(audio.mean(axis=1), file_rate, rate).numpy()
-
-
-def read_mel(path, params):
-    """[frames, n_mels] from a .npy log-mel or computed from an audio file."""
-    from data.features import log_mel
-    n = params.network
-    if path.endswith(".npy"):
-        try:
-            mel = np.load(path).astype(np.float32)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{path}: cannot read ({e})") from None
-        if mel.ndim != 2 or mel.shape[1] != n.n_mels:
-            raise ValueError(f"{path}: expected a [frames, {n.n_mels}] log-mel, got "
-                             f"{list(mel.shape)}")
-        return mel
-    audio = read_audio(path, params.data.sample_rate)
-    return log_mel(audio[None], params.data.sample_rate, n.hop_length, n.n_mels).numpy()[0]
 
 
 def load_vocoder(run_dir, params, family):
     """(params, family, model) of a mel-conditioned DiffWave run matching this run's Mel."""
     from data.mel_convert import check_compatible
-    from diffusion.inference import load_run
-    if params.model != "mel-unet":
+    from diffusion.families.registry import load_run
+    if not family.makes_images:
         raise ValueError(f"{run_dir}: a vocoder inverts mel-unet images; this run is "
                          f"{params.model}")
     vparams, vfamily, vmodel = load_run(run_dir)
@@ -216,8 +140,7 @@ def run_vocoder(vocoder, images, mel, args):
     """uint8 mel-UNet images → DiffWave audio [N, W·hop] (conditioning: data/mel_convert.py)."""
     import tensorflow as tf
     from data.mel_convert import image_to_log_mel
-    from diffusion.inference import build_scheduler
-    from diffusion.samplers import sample
+    from diffusion.core.schedulers import build_scheduler
     vparams, vfamily, vmodel = vocoder
     gain = args.vocoder_gain_db
     if gain is None:
@@ -225,7 +148,7 @@ def run_vocoder(vocoder, images, mel, args):
     cond = image_to_log_mel(images, mel, vparams.network.n_mels, gain)
     shape = [len(images), cond.shape[1] * vparams.network.hop_length, 1]
     scheduler = build_scheduler(vparams, vfamily.default_sampler)
-    x = sample(vfamily.denoiser(vmodel, {"mel": tf.constant(cond)}), scheduler, shape, args.seed)
+    x = vfamily.sample(vmodel, scheduler, shape, {"mel": tf.constant(cond)}, args.seed)
     return x.numpy()[..., 0]
 
 
@@ -244,13 +167,14 @@ def main(argv=None) -> int:
     import soundfile as sf
     import tensorflow as tf
 
-    from diffusion.inference import RunError, build_scheduler, load_run
-    from diffusion.samplers import edge_mask, encode, sample, slerp
+    from diffusion.core.sampling import chunked, edge_mask, encode, slerp
+    from diffusion.core.schedulers import build_scheduler
+    from diffusion.families.base import Request
+    from diffusion.families.registry import RunError, load_run
     try:
         params, family, model = load_run(args.run, use_ema=args.ema)
-        check_args(args, params)
-        if params.model == "diffgen":
-            family.autoencoder                  # loads and checks the DiffAE run now
+        check_args(args, params, family)
+        family.load_frozen()                    # e.g. a diffgen's DiffAE, loaded and checked
         os.makedirs(args.out, exist_ok=True)
     except (RunError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -262,33 +186,22 @@ def main(argv=None) -> int:
         except (RunError, ValueError) as e:
             print(f"error: --vocoder {e}", file=sys.stderr)
             return 2
-    from diffusion.samplers import chunked
     scheduler = build_scheduler(params, args.sampler, args.steps, args.eta)
     rate = params.data.sample_rate
-    shape = family.sample_shape(args.num, args.seconds)
-    cond, init = {}, None
+    seconds, init = args.seconds, None
     from data.audio_io import AudioError
+    from data.features import read_mono
     try:
-        if args.label is not None:
-            cond["label"] = tf.fill([args.num], args.label)
-        if args.mel is not None:
-            mel = read_mel(args.mel, params)
-            shape = [args.num, mel.shape[0] * params.network.hop_length, 1]
-            cond["mel"] = tf.tile(tf.constant(mel)[None], [args.num, 1, 1])
-        if params.model == "diffgen":
-            family.decode_steps, family.decode_seed = args.decode_steps, args.seed
-            scale = params.network.guidance if args.guidance is None else args.guidance
-            cond = {**family.text_condition([args.text] * args.num), "guidance": scale}
-        elif params.model == "diffae":       # reconstruction: encode, decode from pure noise
-            clip = read_audio(args.from_audio, rate)
-            shape = [args.num, model.padded_length(len(clip)), 1]
-            cond["latent"] = tf.tile(model.encode(clip[None]), [args.num, 1, 1])
-            args.seconds = len(clip) / rate
-        elif args.from_audio is not None:
-            init = family.from_audio(read_audio(args.from_audio, rate), args.num)
+        source = None if args.from_audio is None else read_mono(args.from_audio, rate)
+        cond = family.condition(args, model, source)
+        shape = family.sample_shape(args.num, args.seconds, cond)
+        if family.reconstructs:                 # a DiffAE: encode → decode from pure noise
+            seconds = len(source) / rate
+        elif source is not None:
+            init = family.from_audio(source, args.num)
             shape = list(init.shape)
         if args.slerp is not None:
-            other = family.from_audio(read_audio(args.slerp, rate), args.num)
+            other = family.from_audio(read_mono(args.slerp, rate), args.num)
             if other.shape != init.shape:
                 raise ValueError(f"{args.slerp}: gives x₀ {other.shape}, --from-audio gives "
                                  f"{init.shape}")
@@ -327,11 +240,11 @@ def main(argv=None) -> int:
         init = None
     elif args.noise is None:
         noise = None
-    x = sample(denoise, scheduler, shape, args.seed, progress, init=init, strength=args.strength,
-               noise=noise, known=known).numpy()
-    audio, images = family.to_audio(x)          # Griffin-Lim for mel images; DiffAE decoding
-    if params.model in V_FAMILIES:              # latent and padded lengths → the length asked
-        audio = audio[:, :max(1, int(round(args.seconds * rate)))]
+    x = family.sample(model, scheduler, shape, seed=args.seed, denoise=denoise,
+                      progress=progress, init=init, strength=args.strength, noise=noise,
+                      known=known).numpy()
+    request = Request(args.num, seconds, args.seed, args.decode_steps)
+    audio, images = family.to_audio(x, request)  # Griffin-Lim for mel images; DiffAE decoding
     if vocoder is not None:                     # neural vocoder instead of Griffin-Lim
         audio = run_vocoder(vocoder, images, family.mel, args)
         rate = vocoder[0].data.sample_rate
@@ -356,9 +269,9 @@ def main(argv=None) -> int:
     seconds = args.num * length / rate
     steps = scheduler.start_index(args.strength) + 1 if init is not None \
         else scheduler.num_inference_steps
-    if params.model == "diffgen":
-        print(f"text: {args.text!r}, guidance {cond['guidance']:g}, latent "
-              f"{list(shape[1:])}, decoder {args.decode_steps} V steps")
+    line = family.describe(args, cond, shape)
+    if line:
+        print(line)
     print(f"wrote {args.num} clip(s) of {length / rate:.2f} s to {args.out} "
           f"({args.sampler}, {steps} steps, {elapsed:.1f} s, "
           f"real-time factor {seconds / elapsed:.2f})")

@@ -1,6 +1,6 @@
-"""Every hyperparameter of the project: typed, validated sections, named presets, JSON round trip.
+"""Every hyperparameter of the project: typed, validated sections, JSON round trip, --set.
 
-    params = get_preset("tiny")
+    params = get_preset("tiny")                # configs/: the named presets of each family
     params = apply_overrides(params, ["network.residual_channels=32", "batch_size=8"])
     params.save(run_dir / "params.json");  Params.load(run_dir / "params.json")
 
@@ -468,104 +468,8 @@ def apply_overrides(params: Params, overrides) -> Params:
     return params.validate()
 
 
-DIFFWAVE_PRESETS = {
-    # Small enough to train in seconds on 2 CPU cores: tests and the demo.
-    "tiny": {"data": {"crop_samples": 4000, "batch_size": 4, "shuffle_buffer": 64},
-             "network": {"residual_layers": 4, "residual_channels": 16, "dilation_cycle": 4},
-             "diffusion": {"num_steps": 50, "beta_end": 0.05},   # BASE's schedule
-             "train": {"learning_rate": 1e-3, "checkpoint_every": 50, "log_every": 10,
-                       "audio_every": 100}},
-    # DiffWave BASE (paper Table 1): 30 layers × 64 channels, cycle 10, T = 50.
-    "base": {},
-    # DiffWave LARGE vocoder: 128 channels, T = 200, fast schedule ends at 0.7.
-    "large": {"network": {"residual_channels": 128},
-              "diffusion": {"num_steps": 200, "beta_end": 0.02,
-                            "inference_betas": (1e-4, 1e-3, 0.01, 0.05, 0.2, 0.7)}},
-    # SC09 unconditional: 36 layers × 256 channels, cycle 12, T = 200, β 1e-4..0.02.
-    "sc09": {"network": {"residual_layers": 36, "residual_channels": 256, "dilation_cycle": 12},
-             "diffusion": {"num_steps": 200, "beta_end": 0.02}},
-}
-
-
-# The mel-UNet family (teticio/audio-diffusion; DDPM over 1000 steps, MSE on ε).
-_MEL = {"data": {"sample_rate": 22050},
-        "diffusion": {"num_steps": 1000, "beta_end": 0.02, "loss": "l2"},
-        "train": {"learning_rate": 1e-4, "warmup_steps": 500, "ema_decay": 0.9999,
-                  "ema_power": 0.75}}
-MEL_PRESETS = {
-    # 32×32 images of 32 mel bands, a 3-level UNet: tests.
-    "tiny": {**_MEL, "data": {**_MEL["data"], "crop_samples": 32 * 256 - 1, "batch_size": 4,
-                              "shuffle_buffer": 64},
-             "network": {"x_res": 32, "y_res": 32, "n_fft": 1024, "hop_length": 256,
-                         "block_channels": (16, 32, 32), "attention": (0, 1, 0),
-                         "layers_per_block": 1, "norm_groups": 8},
-             "train": {**_MEL["train"], "learning_rate": 1e-3, "warmup_steps": 0,
-                       "checkpoint_every": 50, "log_every": 10, "audio_every": 1000}},
-    # 64×64, the HF diffusion course's size, a small UNet that trains on CPU.
-    "small": {**_MEL, "data": {**_MEL["data"], "crop_samples": 64 * 512 - 1, "batch_size": 8},
-              "network": {"x_res": 64, "y_res": 64, "block_channels": (32, 64, 64, 128),
-                          "attention": (0, 0, 1, 0), "norm_groups": 16}},
-    # teticio/audio-diffusion-256: 256×256, blocks (128, 128, 256, 256, 512, 512).
-    "base": {**_MEL, "data": {**_MEL["data"], "crop_samples": 256 * 512 - 1}},
-}
-# The VAE of latent mel diffusion: each preset has the Mel and data of the mel-unet preset of
-# the same name (a mel-unet run's network.vae_run needs the same Mel).
-def _vae_preset(mel_preset: str, network: dict, train: dict) -> dict:
-    mel = MEL_PRESETS[mel_preset]
-    mel_keys = {f.name for f in dataclasses.fields(MelParams)}
-    return {"data": mel["data"], "network": {**{k: v for k, v in mel.get("network", {}).items()
-                                                if k in mel_keys}, **network}, "train": train}
-
-
-MEL_VAE_PRESETS = {
-    "tiny": _vae_preset("tiny", {"channels": (8, 16, 16), "norm_groups": 4},
-                        {"learning_rate": 2e-3, "checkpoint_every": 50, "log_every": 5}),
-    "small": _vae_preset("small", {}, {"learning_rate": 1e-4, "log_every": 10}),
-    # 256×256 → 32×32×4 latents: Stable Diffusion's AutoencoderKL widths.
-    "base": _vae_preset("base", {"channels": (128, 256, 512, 512), "norm_groups": 32},
-                        {"learning_rate": 1e-4}),
-}
-# The text-to-audio family (Moûsai): v-objective, EMA for inference (GUIDE's seed 002 figures).
-_T2A_TRAIN = {"learning_rate": 1e-4, "ema_decay": 0.999}
-_T2A_TINY_TRAIN = {"learning_rate": 1e-3, "checkpoint_every": 50, "log_every": 5,
-                   "audio_every": 100_000}
-DIFFAE_PRESETS = {
-    # 0.5 s crops, a 4-level decoder over 4-sample patches, latent 8 × (T/256): tests, CPU.
-    "tiny": {"data": {"crop_samples": 8192, "batch_size": 4, "shuffle_buffer": 64},
-             "network": {"n_fft": 255, "hop_length": 64, "encoder_channels": 32,
-                         "encoder_multipliers": (1, 1, 2), "encoder_factors": (2, 2),
-                         "encoder_blocks": (1, 1), "latent_channels": 8,
-                         "channels": (16, 32, 32, 64), "factors": (1, 2, 4, 4),
-                         "items": (1, 1, 1, 1), "attentions": (0, 0, 0, 1), "heads": 2,
-                         "head_features": 16, "inject_depth": 3, "patch": 4},
-             "train": _T2A_TINY_TRAIN},
-    # The reference configuration (2^18-sample crops in the paper; 2^16 here at 16 kHz mono).
-    "base": {"data": {"crop_samples": 65536, "batch_size": 8}, "train": _T2A_TRAIN},
-}
-DIFFGEN_PRESETS = {
-    "tiny": {"data": {"crop_samples": 8192, "batch_size": 4, "shuffle_buffer": 64},
-             "network": {"text_max_length": 48, "latent_channels": 8, "channels": (32, 64),
-                         "factors": (1, 2), "items": (1, 1), "attentions": (0, 1),
-                         "cross_attentions": (1, 1), "heads": 2, "head_features": 16},
-             "train": _T2A_TINY_TRAIN},
-    "base": {"data": {"crop_samples": 65536, "batch_size": 8}, "train": _T2A_TRAIN},
-}
-PRESETS = {"diffwave": DIFFWAVE_PRESETS, "mel-unet": MEL_PRESETS, "mel-vae": MEL_VAE_PRESETS,
-           "diffae": DIFFAE_PRESETS, "diffgen": DIFFGEN_PRESETS}
-
-
 def quiet_tensorflow() -> None:
     """CLIs show their own one-line messages: TF's Python warnings (AutoGraph notes,
     unrestored-checkpoint reports after an error we already explained) are noise there."""
     import logging
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-
-
-def get_preset(name: str, model: str = "diffwave") -> Params:
-    if model not in PRESETS:
-        raise ParamsError(f"model must be one of {sorted(PRESETS)}, got {model!r}")
-    if name not in PRESETS[model]:
-        raise ParamsError(f"unknown preset {name!r} for {model} (choose from "
-                          f"{', '.join(PRESETS[model])})")
-    return Params.from_dict({"model": model, **PRESETS[model][name]},
-                            where=f"preset {model}/{name}")

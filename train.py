@@ -3,7 +3,7 @@
     python train.py --model diffwave --data dataset/digits --run runs/digits --preset tiny \
         [--set key=value ...] [--steps N] [--strategy auto|mirrored|multiworker|one_device]
     python train.py --model mel-vae --data dataset/chorales --run runs/vae --preset small
-        # the KL autoencoder of latent mel diffusion (diffusion/vae_training.py)
+        # the KL autoencoder of latent mel diffusion (diffusion/families/mel/vae.py)
 
 The run directory is self-describing: params.json (the validated hyperparameters), checkpoints/
 and logs/ (TensorBoard). Re-running the same command resumes from the latest checkpoint;
@@ -21,8 +21,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from data.mel_images import is_image_dataset  # noqa: E402
 from data.pipeline import make_dataset, prepare  # noqa: E402
 from data.sources import DataError  # noqa: E402
-from params import (NETWORKS, PRESETS, Params, ParamsError, apply_overrides,  # noqa: E402
-                    get_preset, quiet_tensorflow)
+from configs import PRESETS, get_preset  # noqa: E402
+from params import (NETWORKS, Params, ParamsError, apply_overrides,  # noqa: E402
+                    quiet_tensorflow)
+
+
+IMAGE_MODELS = ("mel-unet", "mel-vae")      # may train on a stored mel-image dataset
 
 
 def parse_args(argv=None):
@@ -57,7 +61,7 @@ def parse_args(argv=None):
 def resolve_params(args) -> Params:
     """New run: preset + overrides, saved. Existing run: its params.json, which must agree."""
     if args.autoencoder is not None:          # diffgen: the DiffAE run, kept in params.json
-        from diffusion.latent_families import check_autoencoder_run
+        from diffusion.families.text_to_audio.family import check_autoencoder_run
         if args.model != "diffgen":
             raise ParamsError(f"--autoencoder applies to --model diffgen, not {args.model}")
         check_autoencoder_run(args.autoencoder)
@@ -66,10 +70,10 @@ def resolve_params(args) -> Params:
     requested = apply_overrides(get_preset(args.preset or "base", args.model), args.overrides)
     path = os.path.join(args.run, "params.json")
     if requested.model == "diffgen" and not os.path.exists(path):
-        from diffusion.latent_families import check_autoencoder_run
+        from diffusion.families.text_to_audio.family import check_autoencoder_run
         check_autoencoder_run(requested.network.autoencoder)
     if requested.model == "mel-unet" and requested.network.vae_run and not os.path.exists(path):
-        from diffusion.vae_training import check_vae_run     # before params.json is written
+        from diffusion.families.mel.vae import check_vae_run     # before params.json is written
         check_vae_run(requested.network.vae_run, requested)
     if not os.path.exists(path):
         try:
@@ -109,19 +113,19 @@ def main(argv=None) -> int:
         print(f"error: --steps must be >= 0, got {args.steps}", file=sys.stderr)
         return 2
     if args.local_workers > 1:
-        from diffusion.launcher import launch
+        from diffusion.training.launcher import launch
         argv = sys.argv[1:] if argv is None else list(argv)
         i = argv.index("--local-workers")
         worker_argv = argv[:i] + argv[i + 2:] + ["--strategy", "multiworker"]
         return launch([os.path.abspath(__file__), *worker_argv], args.local_workers)
-    from diffusion.strategy import StrategyError, configure_cpu_devices, make_strategy
+    from diffusion.training.strategy import StrategyError, configure_cpu_devices, make_strategy
     try:
         configure_cpu_devices(args.cpu_devices)
         params = resolve_params(args)
         # MultiWorkerMirroredStrategy must exist before any other TF op runs.
         strategy = None if args.prepare_only else make_strategy(args.strategy)
         start = time.perf_counter()
-        if params.model in ("mel-unet", "mel-vae") and is_image_dataset(args.data):
+        if params.model in IMAGE_MODELS and is_image_dataset(args.data):
             return train_on_images(args, params, strategy)
         prepared = prepare(args.data, params.data, rebuild=args.rebuild_cache)
         check_labels(prepared, params)
@@ -145,8 +149,8 @@ def main(argv=None) -> int:
 def train_on_images(args, params, strategy) -> int:
     """A stored mel-image dataset: checked against the run's Mel parameters, read as PNGs."""
     from data.mel_images import image_dataset, read_rows
-    from diffusion.families import mel_for
-    expected = mel_for(params).get_config()
+    from data.mel import Mel
+    expected = Mel.from_params(params).get_config()
     expected.pop("n_iter")
     try:
         dataset = image_dataset(args.data, expected, params.data.batch_size,
@@ -181,8 +185,8 @@ def check_init_from(other_run, params) -> None:
 
 def run_vae_training(args, params, dataset) -> int:
     """mel-vae: reconstruction + KL, not a diffusion objective, so its own one-device loop."""
-    from diffusion.trainer import TrainError
-    from diffusion.vae_training import train_vae
+    from diffusion.training.engine import TrainError
+    from diffusion.families.mel.vae import train_vae
     until = params.train.max_steps if args.steps is None else args.steps
     try:
         if args.init_from or args.strategy in ("mirrored", "multiworker"):
@@ -198,18 +202,20 @@ def run_vae_training(args, params, dataset) -> int:
 
 
 def run_training(args, params, strategy, dataset, prepared=None) -> int:
-    if params.model == "mel-vae":
+    from diffusion.families.registry import FAMILIES
+    if params.model not in FAMILIES:        # mel-vae: an autoencoder, its own loop
         return run_vae_training(args, params, dataset)
-    from diffusion.families import family_for
-    from diffusion.trainer import TrainError, Trainer
+    from diffusion.families.registry import family_for
+    from diffusion.training.engine import TrainError, Trainer
     family = family_for(params)
     until = params.train.max_steps if args.steps is None else args.steps
-    if hasattr(family, "prepare_training"):   # diffgen: frozen autoencoder, cached text states
-        try:
-            print(family.prepare_training(prepared))
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+    try:                # e.g. diffgen: its frozen autoencoder and cached text states
+        line = family.prepare_training(prepared)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if line:
+        print(line)
     try:
         check_init_from(args.init_from, params)
         trainer = Trainer(family, params, strategy, args.run, dataset)
@@ -231,17 +237,16 @@ def run_training(args, params, strategy, dataset, prepared=None) -> int:
 
 def _audio_sampler(family, params):
     """Two one-second samples for TensorBoard, with the family's default sampler."""
-    if family.conditioning == "mel" or not getattr(family, "tensorboard_samples", True):
+    if family.conditioning == "mel" or not family.tensorboard_samples:
         return None
     import tensorflow as tf
-    from diffusion.inference import build_scheduler
-    from diffusion.samplers import sample
+    from diffusion.core.schedulers import build_scheduler
     scheduler = build_scheduler(params, family.default_sampler)
     cond = {"label": tf.constant([0, 1], tf.int32)} if family.conditioning == "class" else {}
     shape = family.sample_shape(2, 1.0)
 
     def sampler(model):
-        x = sample(family.denoiser(model, cond), scheduler, shape, 0).numpy()
+        x = family.sample(model, scheduler, shape, cond, seed=0).numpy()
         return family.to_audio(x)[0][..., None]
     return sampler
 

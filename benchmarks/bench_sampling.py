@@ -4,7 +4,7 @@ and the peak memory of generating 10 minutes of audio with chunked denoising.
     python benchmarks/bench_sampling.py [--seconds 1] [--long-minutes 10] [--precision fp32]
 
 Prints seconds and real-time factor (audio seconds / wall seconds) for a 1 s clip at 16 kHz:
-fast 6-step and 50-step DDPM, through diffusion.samplers.sample and through the exported
+fast 6-step and 50-step DDPM, through diffusion.core.schedulers.sample and through the exported
 SavedModel (whole loop in the graph), next to the PyTorch reference measured on this machine
 (lmnt-com/diffwave: 1.80 s for the 6-step clip, RTF 0.555; 12.8 s for 50 steps). Goal: RTF
 ≥ 1.2 for the 6-step clip. The long run uses one denoising step: memory per step does not
@@ -27,9 +27,10 @@ REFERENCE = {"fast": 1.80, "ddpm": 12.8}     # PyTorch lmnt-com/diffwave, 2 thre
 
 def make_run(directory, precision):
     """A BASE run directory with (untrained) weights: speed does not depend on the values."""
-    from diffusion.ema import EMA
-    from diffusion.families import family_for
-    from params import apply_overrides, get_preset
+    from diffusion.training.ema import EMA
+    from diffusion.families.registry import family_for
+    from configs import get_preset
+    from params import apply_overrides
     import tensorflow as tf
     params = apply_overrides(get_preset("base"), [f"mixed_precision={precision == 'bf16'}"])
     params.save(os.path.join(directory, "params.json"))
@@ -52,8 +53,8 @@ def timed(fn, repeats=3):
 def long_run(run_dir, minutes):
     """Child process: one chunked denoising step over `minutes` of audio; prints peak RSS."""
     import tensorflow as tf
-    from diffusion.inference import load_run
-    from diffusion.samplers import chunked
+    from diffusion.families.registry import load_run
+    from diffusion.core.sampling import chunked
     params, family, model = load_run(run_dir)
     length = int(minutes * 60 * params.data.sample_rate)
     denoise = tf.function(chunked(family.denoiser(model, {}), 4 * params.data.sample_rate,
@@ -79,9 +80,10 @@ def main():
         return long_run(args.long_child, args.long_minutes)
 
     import tensorflow as tf
-    from diffusion.export import SamplerModule, export
-    from diffusion.inference import build_scheduler, load_run
-    from diffusion.samplers import sample
+    from diffusion.families.export import SamplerModule, export
+    from diffusion.core.schedulers import build_scheduler
+    from diffusion.families.registry import load_run
+    from diffusion.core.sampling import sample
     tmp = tempfile.mkdtemp()
     params = make_run(tmp, args.precision)
     _, family, model = load_run(tmp)

@@ -8,9 +8,33 @@ clip((20·log10(max(mel, 1e-5)) − 20 + 100) / 100, 0, 1).
 """
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 F_MIN = 20.0
+
+
+def read_mono(path, rate: int) -> np.ndarray:
+    """An audio file → mono float32 [T] at `rate` (the project's decoder and resampler)."""
+    from data.audio_io import read
+    from data.filters import resample
+    audio, file_rate = read(path)
+    return resample(audio.mean(axis=1), file_rate, rate).numpy()
+
+
+def read_log_mel(path, sample_rate: int, hop_length: int, n_mels: int) -> np.ndarray:
+    """[frames, n_mels] from a .npy log-mel, or computed from an audio file (ValueError)."""
+    if str(path).endswith(".npy"):
+        try:
+            mel = np.load(path).astype(np.float32)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path}: cannot read ({e})") from None
+        if mel.ndim != 2 or mel.shape[1] != n_mels:
+            raise ValueError(f"{path}: expected a [frames, {n_mels}] log-mel, got "
+                             f"{list(mel.shape)}")
+        return mel
+    audio = read_mono(path, sample_rate)
+    return log_mel(audio[None], sample_rate, hop_length, n_mels).numpy()[0]
 
 
 def log_mel(audio, sample_rate: int, hop_length: int = 256, n_mels: int = 80,

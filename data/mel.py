@@ -126,6 +126,22 @@ class Mel:
         return path
 
     @classmethod
+    def from_params(cls, params) -> "Mel":
+        """The Mel of a mel-unet or mel-vae run (network.x_res … n_iter, data.sample_rate)."""
+        n = params.network
+        return cls(n.x_res, n.y_res, params.data.sample_rate, n.n_fft, n.hop_length, n.top_db,
+                   n.n_iter)
+
+    def batch_images(self, batch):
+        """Audio slices [B, x_res·hop − 1, 1] (or stored uint8 images [B, y_res, x_res] from
+        `python -m data.mel_images`) → images [B, y_res, x_res, 1] in [−1, 1], in-graph."""
+        if "image" in batch:
+            pixels = batch["image"]
+        else:
+            pixels = self._audio_to_pixels(batch["audio"][..., 0])
+        return tf.cast(pixels, tf.float32)[..., None] / 127.5 - 1.0
+
+    @classmethod
     def from_config(cls, directory) -> "Mel":
         """Reads `directory/mel_config.json` (or a JSON file path); keys starting with _ are
         ignored (diffusers writes _class_name, _diffusers_version), any other unknown is an error."""

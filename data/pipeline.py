@@ -20,16 +20,15 @@ import os
 import shutil
 import uuid
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from data import audio_io, filters
+from data.cache import cache_root as cache_root_of
 from data.sources import DataError, SourceReport, find_sources
 
 CACHE_VERSION = 1
-DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "dataset" / "cache"
 MAX_RATIO_TERM = 20_000   # a resampling ratio L/M with L or M above this is "impossible"
 HALO_SAMPLES = 4096       # input samples read beyond each segment (≫ the filter's half-width)
 
@@ -184,7 +183,7 @@ def prepare(data, dp, cache_root=None, rebuild: bool = False) -> Prepared:
     for s in report.sources:
         _check_ratio(s, dp.sample_rate)
     channels = 1 if dp.channels == "mono" else channel_counts.pop()
-    root = Path(cache_root or os.environ.get("AUDIO_DIFFUSION_CACHE", DEFAULT_CACHE))
+    root = cache_root_of(cache_root)
     final = root / _fingerprint(report, dp)
     meta_file = final / "prepared.json"
     if meta_file.is_file() and not rebuild:

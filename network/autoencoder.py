@@ -4,12 +4,14 @@ receives the latent at one depth, trained with the v-objective.
 
     ae = DiffAE.from_params(params)                  # params.network: DiffAEParams
     z = ae.encode(audio)                             # [B, T] or [B, T, 1] → [B, ⌈T/hop⌉, C] in (−1, 1)
-    audio = ae.decode(z, num_steps=50, length=T)     # the V sampler; [B, T]
+    v = ae.latent_denoiser(z)                        # v̂(x, σ | z): the family's V sampler
+                                                     # decodes (diffusion/families/text_to_audio)
 
 Encoder: log(1 + |STFT|) (n_fft, hop; centred, so T/hop frames) → conv stem → per stage: ResNet blocks,
 strided conv ↓factor → 1×1 conv to the latent channels → tanh. Latent hop = hop · Π factors.
 Inputs are zero-padded to a multiple of `length_multiple` (the latent hop and the decoder's
-down-sampling), and `decode(…, length=T)` crops back, so encode→decode keeps the length.
+down-sampling), and the family's `decode(…, length=T)` crops back, so encode→decode keeps the
+length.
 """
 from __future__ import annotations
 
@@ -92,19 +94,5 @@ class DiffAE(keras.Model):
         return self.decoder({"x": inputs["audio"], "step": inputs["step"], "context": latent},
                             training=training)
 
-    def decode(self, latent, num_steps: int = 50, length: int | None = None, seed: int = 0):
-        """Latent [B, L, C] → audio [B, L·latent_hop] (cropped to `length`) by the V sampler."""
-        from diffusion.samplers import sample
-        from diffusion.vsampler import VScheduler
-        latent = tf.convert_to_tensor(latent, tf.float32)
-        shape = [int(latent.shape[0]), int(latent.shape[1]) * self.latent_hop, 1]
-        audio = sample(self.latent_denoiser(latent), VScheduler(num_steps), shape, seed)
-        return audio[:, :length, 0] if length is not None else audio[..., 0]
-
     def latent_denoiser(self, latent):
         return lambda x, sigma: self({"audio": x, "step": sigma, "latent": latent})
-
-    def reconstruct(self, audio, num_steps: int = 50, seed: int = 0):
-        """encode → decode, returning audio of the input's length [B, T]."""
-        audio = tf.convert_to_tensor(audio, tf.float32)
-        return self.decode(self.encode(audio), num_steps, int(audio.shape[1]), seed)

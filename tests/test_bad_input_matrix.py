@@ -152,7 +152,7 @@ def _copy_run(trained, tmp_path, **changes):
 
 def _as_mel_run(run):
     """The run's DiffWave checkpoint under a mel-unet params.json."""
-    from params import get_preset
+    from configs import get_preset
     get_preset("tiny", "mel-unet").save(run / "params.json")
     return run
 

@@ -12,7 +12,8 @@ import tensorflow as tf
 from data import audio_io
 from data.pipeline import make_dataset, prepare
 from data.sources import DataError, find_sources
-from params import apply_overrides, get_preset
+from configs import get_preset
+from params import apply_overrides
 
 RATE = 16000
 SINE = (0.5 * np.sin(2 * np.pi * 440 * np.arange(RATE) / RATE)).astype(np.float32)

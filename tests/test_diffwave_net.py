@@ -118,7 +118,7 @@ def test_receptive_field_bounds_the_influence_of_one_sample(impl):
 @pytest.mark.parametrize("impl", ["fused", "reference"])
 def test_mixed_bfloat16_policy_outputs_float32(impl):
     # bf16 kernels exist everywhere TF runs (emulated by Eigen where the CPU has none); whether
-    # a run USES bf16 is diffusion/precision.py's decision (tests/test_portability.py).
+    # a run USES bf16 is diffusion/training/precision.py's decision (tests/test_portability.py).
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         net = _tiny("mel", impl=impl)

@@ -15,8 +15,8 @@ import tensorflow as tf
 import evaluate
 from data.audio_io import read
 from data.sources import find_sources
-from diffusion.metrics import frechet_distance, gaussian_stats
-from network.birdnet import BIRDNET_EMBEDDING, BirdNET, SavedModelEmbedder, clip_windows
+from evaluation.metrics import frechet_distance, gaussian_stats
+from evaluation.birdnet import BIRDNET_EMBEDDING, BirdNET, SavedModelEmbedder, clip_windows
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "dataset" / "digits"

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from diffusion.families import family_for
-from diffusion.trainer import Trainer
-from params import apply_overrides, get_preset
+from diffusion.families.registry import family_for
+from diffusion.training.engine import Trainer
+from configs import get_preset
+from params import apply_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIO = np.random.default_rng(0).uniform(-0.5, 0.5, (16, 2000, 1)).astype(np.float32)

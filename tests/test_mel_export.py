@@ -32,8 +32,9 @@ def test_fresh_process_loads_mel_savedmodel_and_matches_python(tmp_path, capsys)
                          timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     got = np.load(tmp_path / "out.npz")
-    from diffusion.inference import build_scheduler, load_run
-    from diffusion.samplers import sample
+    from diffusion.core.schedulers import build_scheduler
+    from diffusion.families.registry import load_run
+    from diffusion.core.sampling import sample
     params, family, model = load_run(run)
     x = sample(family.denoiser(model, {}), build_scheduler(params, "ddim", 3),
                [2, 32, 32, 1], 7).numpy()

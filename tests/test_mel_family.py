@@ -64,7 +64,8 @@ def test_generates_images_and_audio(trained, tmp_path):
 
 
 def test_mel_params_are_checked():
-    from params import ParamsError, apply_overrides, get_preset
+    from configs import get_preset
+    from params import ParamsError, apply_overrides
     with pytest.raises(ParamsError, match="crop_samples must be one Mel slice"):
         apply_overrides(get_preset("tiny", "mel-unet"), ["x_res=64"])
     with pytest.raises(ParamsError, match="multiples of 4"):

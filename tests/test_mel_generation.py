@@ -9,8 +9,10 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from diffusion.samplers import DDIMScheduler, edge_mask, encode, known_noise, sample, slerp
-from diffusion.schedule import NoiseSchedule
+from diffusion.core.sampling import edge_mask, encode, known_noise, sample, slerp
+
+from diffusion.core.schedulers import DDIMScheduler
+from diffusion.core.schedule import NoiseSchedule
 
 ROOT = Path(__file__).resolve().parent.parent
 CHORALE = sorted((ROOT / "dataset" / "chorales").glob("*.flac"))[0]
@@ -18,9 +20,10 @@ CHORALE = sorted((ROOT / "dataset" / "chorales").glob("*.flac"))[0]
 
 def make_untrained_run(run, preset="tiny", overrides=()):
     """A run directory (params.json + one checkpoint) of a freshly initialised model."""
-    from diffusion.ema import EMA
-    from diffusion.families import family_for
-    from params import apply_overrides, get_preset
+    from diffusion.training.ema import EMA
+    from diffusion.families.registry import family_for
+    from configs import get_preset
+    from params import apply_overrides
     params = apply_overrides(get_preset(preset, "mel-unet"), list(overrides))
     params.save(str(run / "params.json"))
     family = family_for(params)

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from diffusion.mel_pipeline import MelPipeline, main
+from diffusion.families.mel.pipeline import MelPipeline, main
 from tests.test_mel_generation import make_untrained_run
 
 

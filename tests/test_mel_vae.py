@@ -83,7 +83,7 @@ def test_latent_mel_unet_trains_and_generates(vae_run, tmp_path, capsys):
                        "--preset", "tiny", "--steps", "2", "--set", f"vae_run={root / 'vae'}",
                        "--set", "block_channels=16,16", "--set", "attention=0,0"]) == 0
     assert "done: step 2" in capsys.readouterr().out
-    from diffusion.inference import load_run
+    from diffusion.families.registry import load_run
     params, family, model = load_run(run)
     assert family.sample_shape(1, 0.3) == [1, 8, 8, 4]       # 32×32 image → 8×8×4 latent
     assert params.network.latent_scale == 0.18215
@@ -96,7 +96,7 @@ def test_latent_mel_unet_trains_and_generates(vae_run, tmp_path, capsys):
 
 
 def test_latent_pipeline_directory_round_trip(vae_run, tmp_path):
-    from diffusion.mel_pipeline import MelPipeline
+    from diffusion.families.mel.pipeline import MelPipeline
     from tests.test_mel_generation import make_untrained_run
     root = vae_run[0]
     make_untrained_run(tmp_path / "run", overrides=[f"vae_run={root / 'vae'}",

@@ -38,9 +38,10 @@ def test_image_to_log_mel_matches_the_audio_features():
 
 
 def untrained_diffwave(run, overrides):
-    from diffusion.ema import EMA
-    from diffusion.families import family_for
-    from params import apply_overrides, get_preset
+    from diffusion.training.ema import EMA
+    from diffusion.families.registry import family_for
+    from configs import get_preset
+    from params import apply_overrides
     params = apply_overrides(get_preset("tiny", "diffwave"), overrides)
     params.save(str(run / "params.json"))
     model = family_for(params).build_model()

@@ -1,9 +1,9 @@
-"""diffusion/metrics.py: the Fréchet distance against closed forms, the IS-style score's bounds."""
+"""evaluation/metrics.py: the Fréchet distance against closed forms, the IS-style score's bounds."""
 import numpy as np
 import pytest
 
-from diffusion import metrics
-from diffusion.metrics import (frechet_distance, gaussian_stats, inception_score,
+from evaluation import metrics
+from evaluation.metrics import (frechet_distance, gaussian_stats, inception_score,
                                normalized_sigmoid, softmax)
 
 

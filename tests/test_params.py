@@ -3,7 +3,9 @@ import json
 
 import pytest
 
-from params import Params, ParamsError, apply_overrides, get_preset
+from configs import get_preset
+
+from params import Params, ParamsError, apply_overrides
 
 
 def test_presets_match_the_papers():

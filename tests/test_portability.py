@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from network.diffwave import select
-from params import ParamsError, apply_overrides, get_preset
+from configs import get_preset
+from params import ParamsError, apply_overrides
 from test_training import DIGITS, ROOT
 
 
@@ -52,7 +53,7 @@ def test_impl_is_a_validated_param():
 def test_precision_policy_follows_the_hardware():
     import keras
 
-    from diffusion.precision import apply_policy, cpu_bf16_reason
+    from diffusion.training.precision import apply_policy, cpu_bf16_reason
     train = SimpleNamespace(mixed_precision=False, precision_fallback="error")
     try:
         assert apply_policy(train) == "float32"

@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from diffusion.samplers import AncestralScheduler, sample
-from diffusion.schedule import NoiseSchedule
+from diffusion.core.sampling import sample
+
+from diffusion.core.schedulers import AncestralScheduler
+from diffusion.core.schedule import NoiseSchedule
 
 BASE = NoiseSchedule.linear(50, 1e-4, 0.05)
 FAST = [1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5]
@@ -73,7 +75,8 @@ def test_bad_scheduler_arguments():
 def test_ddim_eta0_encode_decode_round_trip():
     """DDIM inversion then η = 0 decoding returns the input; the error shrinks with more
     steps (inversion reuses ε̂ from the neighbouring level: an O(step) approximation)."""
-    from diffusion.samplers import DDIMScheduler, encode
+    from diffusion.core.sampling import encode
+    from diffusion.core.schedulers import DDIMScheduler
     t = np.arange(800) / 16000
     x0 = (0.5 * np.sin(2 * np.pi * 440 * t))[None, :, None].astype(np.float32)
     errors = []
@@ -88,7 +91,7 @@ def test_ddim_eta0_encode_decode_round_trip():
 
 
 def test_ddim_formulas_and_timesteps():
-    from diffusion.samplers import DDIMScheduler
+    from diffusion.core.schedulers import DDIMScheduler
     scheduler = DDIMScheduler(BASE, eta=1.0)
     scheduler.set_timesteps(10)
     tau = scheduler.model_steps.numpy()
@@ -127,7 +130,7 @@ def test_audio_to_audio_starts_from_noised_input():
 
 
 def test_chunked_denoise_equals_whole_pass():
-    from diffusion.samplers import chunked
+    from diffusion.core.sampling import chunked
     from network.diffwave import DiffWave
     net = DiffWave(residual_layers=6, residual_channels=8, dilation_cycle=3, num_steps=50)
     net.build()

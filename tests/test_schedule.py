@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from diffusion.schedule import NoiseSchedule
+from diffusion.core.schedule import NoiseSchedule
 
 FAST_BETAS = [1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5]
 

@@ -67,7 +67,7 @@ def test_diffgen_trains_on_cached_caption_states(runs):
     assert match and Path(match.group(1)).is_file()
     assert Path(match.group(1)).parent == root / "cache" / "text"
     # Built once: the same captions and encoder reuse the file (no encoder is loaded).
-    from data.text_cache import CaptionStates
+    from diffusion.families.text_to_audio.captions import CaptionStates
     from data.sources import find_sources
     from params import Params
     params = Params.load(root / "gen" / "params.json")
@@ -193,9 +193,9 @@ def test_diffgen_resume_is_exact(runs, tmp_path, monkeypatch):
     from the checkpointed iterator, and the frozen parts (DiffAE, caption states) rebuild equal."""
     import tensorflow as tf
     from data.pipeline import make_dataset, prepare
-    from diffusion.ema import EMA
-    from diffusion.families import family_for
-    from diffusion.trainer import Trainer
+    from diffusion.training.ema import EMA
+    from diffusion.families.registry import family_for
+    from diffusion.training.engine import Trainer
     from params import Params
     root = runs[0]
     monkeypatch.setenv("AUDIO_DIFFUSION_CACHE", str(root / "cache"))

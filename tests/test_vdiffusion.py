@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from diffusion.guidance import draw_keep_mask, guided
-from diffusion.objectives import (EpsilonObjective, VObjective, draw_sigmas_and_noise,
+from diffusion.core.guidance import draw_keep_mask, guided
+from diffusion.core.objectives import (EpsilonObjective, VObjective, draw_sigmas_and_noise,
                                   make_objective, v_loss)
-from diffusion.samplers import sample
-from diffusion.vsampler import VScheduler
+from diffusion.core.sampling import sample
+from diffusion.core.schedulers import VScheduler
 from network.unet1d import UNet1D
-from params import apply_overrides, get_preset
+from configs import get_preset
+from params import apply_overrides
 
 
 def test_v_loss_matches_the_formulas():
@@ -144,7 +145,7 @@ def test_null_embedding_rate_is_binomial():
 
 
 def test_diffae_encode_decode_keeps_the_length():
-    from diffusion.families import family_for
+    from diffusion.families.registry import family_for
     params = get_preset("tiny", "diffae")
     family = family_for(params)
     assert family.objective == "v" and family.default_sampler == "v"
@@ -156,7 +157,7 @@ def test_diffae_encode_decode_keeps_the_length():
         assert latent.shape == (2, -(-length // 256), 8)
         assert float(tf.reduce_max(tf.abs(latent))) <= 1.0                      # tanh
         assert float(tf.reduce_mean(tf.abs(latent))) < 0.9                      # not saturated
-        out = ae.reconstruct(audio, num_steps=2)
+        out = family.reconstruct(ae, audio, steps=2)
         assert out.shape == (2, length) and np.isfinite(out.numpy()).all()
 
 

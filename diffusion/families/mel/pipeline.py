@@ -5,13 +5,13 @@
     pipe = MelPipeline.load("pipelines/mel")                #   unet/, scheduler/
     images, audio = pipe(num=2, seed=0, steps=50, eta=0.0)  # uint8 images, Griffin-Lim audio
 
-    python -m diffusion.mel_pipeline --run runs/mel --out pipelines/mel
+    python -m diffusion.families.mel.pipeline --run runs/mel --out pipelines/mel
 
 Layout (diffusers' names): model_index.json names the components; mel_config.json (data/mel.py);
 unet/config.json (UNet2D's constructor arguments) + unet/model.weights.h5 (Keras weights);
 scheduler/scheduler_config.json (linear β over num_train_timesteps, DDIM η); vae/config.json
 (+ scaling_factor, diffusers' name for the latent scale) and vae/model.weights.h5 in latent
-mode, else "vae": null. Sampling goes through diffusion/samplers.py, as generate.py does.
+mode, else "vae": null. Sampling goes through diffusion/core/schedulers.py, as generate.py does.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class MelPipeline:
 
     @classmethod
     def from_run(cls, run_dir, use_ema: bool = True) -> "MelPipeline":
-        from diffusion.inference import RunError, load_run
+        from diffusion.families.registry import RunError, load_run
         params, family, model = load_run(run_dir, use_ema=use_ema)
         if params.model != "mel-unet":
             raise RunError(f"{run_dir}: a {params.model} run, not mel-unet")
@@ -77,7 +77,7 @@ class MelPipeline:
         _write_json(os.path.join(directory, INDEX),
                     {"_class_name": "MelPipeline", "mel": ["data.mel", "Mel"],
                      "unet": ["network.unet2d", "UNet2D"],
-                     "scheduler": ["diffusion.samplers", "DDIMScheduler"], "vae": vae})
+                     "scheduler": ["diffusion.core.schedulers", "DDIMScheduler"], "vae": vae})
 
     @classmethod
     def load(cls, directory) -> "MelPipeline":
@@ -108,8 +108,8 @@ class MelPipeline:
 
     # -- sampling ------------------------------------------------------------------------------
     def scheduler(self, steps: int = 50, eta: float | None = None):
-        from diffusion.samplers import DDIMScheduler
-        from diffusion.schedule import NoiseSchedule
+        from diffusion.core.schedulers import DDIMScheduler
+        from diffusion.core.schedule import NoiseSchedule
         c = self.scheduler_config
         schedule = NoiseSchedule.linear(c["num_train_timesteps"], c["beta_start"], c["beta_end"])
         scheduler = DDIMScheduler(schedule, eta=c.get("eta", 0.0) if eta is None else eta)
@@ -122,7 +122,7 @@ class MelPipeline:
     def __call__(self, num: int = 1, seed: int = 0, steps: int = 50, eta: float | None = None,
                  slices: int = 1, noise=None, griffin_lim: bool = True):
         """(uint8 images [num, y_res, x_res·slices], audio [num, samples] or None)."""
-        from diffusion.samplers import sample
+        from diffusion.core.sampling import sample
         f = self.vae.downsampling if self.vae is not None else 1
         channels = self.vae.latent_channels if self.vae is not None else 1
         shape = [num, self.mel.y_res // f, self.mel.x_res * slices // f, channels]

@@ -6,7 +6,7 @@ Signatures:
   denoise(x_t: float32 [N, y_res, W, 1], t: float32 [N]) → {"epsilon": [N, y_res, W, 1]}
 The width (slices) and the scheduler are fixed at export: Griffin-Lim's loop needs a static
 frame count. The noise is the Python sampler's (stateless, keyed by seed and step index), so
-the images equal `diffusion.samplers.sample` + the family's uint8 mapping for the same seed.
+the images equal `diffusion.core.schedulers.sample` + the family's uint8 mapping for the same seed.
 Weights are plain tf.Variables driven by stateless_call (Keras 3 variables do not restore in
 TF1-style loaders such as saved_model_cli), as diffusion/export.py does for DiffWave.
 """
@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from diffusion.export import graph_sample, plain_model
+from diffusion.core.sampling import graph_sample
+
+from diffusion.families.export import plain_model
 
 
 class MelSamplerModule(tf.Module):
@@ -38,6 +40,11 @@ class MelSamplerModule(tf.Module):
         audio = self.mel._pixels_to_audio(pixels, tf.constant(self.mel.n_iter),
                                           tf.constant(0, tf.int64))   # image_to_audio's seed 0
         return {"images": tf.cast(pixels, tf.uint8), "audio": audio}
+
+    signatures_note = "signatures: serving_default, generate, denoise"
+
+    def save(self, directory: str) -> None:
+        export_mel(self, directory)
 
     def denoise(self, x_t, t):
         return {"epsilon": self.family.denoiser(self.model, {})(x_t, t)}

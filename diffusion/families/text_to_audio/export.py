@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from diffusion.export import graph_sample, plain_model
-from diffusion.vsampler import VScheduler
+from diffusion.core.sampling import graph_sample
+
+from diffusion.families.export import plain_model
+from diffusion.core.schedulers import VScheduler
 from network.text_encoder import _FEEDS    # backbone input name → ids | mask | zeros
 
 MAX_SECONDS = 600.0
@@ -46,6 +48,12 @@ class TextToAudioModule(tf.Module):
         values = {"ids": ids, "mask": tf.cast(mask, "int32"), "zeros": tf.zeros_like(ids)}
         states = self.text_model({k: values[_FEEDS[k]] for k in self.encoder._feeds})
         return {"text": tf.cast(states, tf.float32), "text_mask": mask}
+
+    signatures_note = ("signature serving_default(text, seconds, seed, guidance); servers must "
+                       "`import tensorflow_text` first")
+
+    def save(self, directory: str) -> None:
+        export_text_to_audio(self, directory)
 
     def generate(self, text, seconds, seed, guidance):
         checks = [tf.debugging.assert_greater(tf.size(text), 0, message="text is empty"),

@@ -1,9 +1,9 @@
 """Backward-process schedulers, separate from the network (diffusers' set_timesteps / step split).
 
-    scheduler = AncestralScheduler(schedule)               # schedule: diffusion.schedule.NoiseSchedule
+    scheduler = AncestralScheduler(schedule)               # schedule: diffusion.core.schedule.NoiseSchedule
     scheduler.set_timesteps("fast", inference_betas)       # or "ddpm" (every training step)
     scheduler = DDIMScheduler(schedule, eta=0.0); scheduler.set_timesteps(10)
-    audio = sample(denoise, scheduler, shape=[4, 16000, 1], seed=0)
+    audio = sample(denoise, scheduler, shape=[4, 16000, 1], seed=0)   # diffusion/core/sampling.py
 
 Every scheduler walks inference indices n = S−1 … 0; index n has the network step t_n
 (`model_steps`, fractional for "fast"), the cumulative ᾱ_n of its noise level (`alpha_bars`)
@@ -15,6 +15,12 @@ Ancestral (DDPM; DiffWave's fast schedule uses a short β' aligned by NoiseSched
 DDIM (Song et al. 2020) over a sub-sequence τ of the training steps:
     x̂₀ = (x − √(1−ᾱ_τn) ε̂)/√ᾱ_τn (clipped to [−1, 1]),  σ_n = η √((1−ᾱ_prev)/(1−ᾱ_τn)) √(1−ᾱ_τn/ᾱ_prev)
     x ← √ᾱ_prev x̂₀ + √(1 − ᾱ_prev − σ_n²) ε̂ + σ_n z,   ᾱ_prev = ᾱ_τ(n−1) (1 after n = 0)
+V (v-diffusion; Moûsai / audio-diffusion-pytorch's VSampler), DDIM-like over a linear σ grid:
+    σ_0 = 0 < σ_1 < … < σ_S = 1; index n is at σ_{n+1} and moves to σ_n; α = cos(σπ/2),
+    β = sin(σπ/2):  x̂₀ = α x − β v̂,  ε̂ = β x + α v̂,  x ← α_n x̂₀ + β_n ε̂ (deterministic).
+    Since α(1) = 0, the start x at σ = 1 is pure noise, as `sample` draws it.
+
+    scheduler = build_scheduler(params, "fast" | "ddpm" | "ddim" | "v", steps=None, eta=0.0)
 """
 from __future__ import annotations
 
@@ -120,135 +126,52 @@ class DDIMScheduler(Scheduler):
         return tf.sqrt(alpha_bar) * x0 + tf.sqrt(1.0 - alpha_bar) * eps
 
 
-def step_noise(shape, seed, n):
-    """z for inference index n: stateless, keyed (seed, n + 1); (seed, 0) is x_T's."""
-    return tf.random.stateless_normal(shape, tf.stack([tf.cast(seed, tf.int32), n + 1]))
+class VScheduler(Scheduler):
+    def __init__(self, num_steps: int = 50, clip: bool = True):
+        self.clip = clip                # clamp x̂₀ to [−1, 1] (audio and tanh latents live there)
+        self.set_timesteps(num_steps)
+
+    def set_timesteps(self, num_steps: int = 50) -> None:
+        if not 1 <= int(num_steps) <= 10_000:
+            raise ValueError(f"V sampler steps must be in 1..10000, got {num_steps}")
+        sigmas = np.linspace(0.0, 1.0, int(num_steps) + 1)                      # σ_0 … σ_S
+        self.sigmas = sigmas
+        alphas, betas = np.cos(sigmas * np.pi / 2), np.sin(sigmas * np.pi / 2)
+        alphas[-1], betas[0] = 0.0, 0.0                                         # exact ends
+        self._set(sigmas[1:], alphas[1:] ** 2)                                  # ᾱ = α²
+        self.tf_alpha = tf.constant(alphas, tf.float32)                         # α_n
+        self.tf_beta = tf.constant(betas, tf.float32)                           # β_n
+
+    def predict_x0(self, v, n, x):
+        alpha, beta = self.tf_alpha[n + 1], self.tf_beta[n + 1]
+        x0 = alpha * x - beta * v                                               # x̂₀
+        return tf.clip_by_value(x0, -1.0, 1.0) if self.clip else x0
+
+    def step(self, v, n, x, noise=None):
+        """From σ_{n+1} to σ_n; `noise` is unused (deterministic), kept for the interface."""
+        alpha, beta = self.tf_alpha[n + 1], self.tf_beta[n + 1]
+        x0 = self.predict_x0(v, n, x)
+        eps = beta * x + alpha * v                                              # ε̂
+        return self.tf_alpha[n] * x0 + self.tf_beta[n] * eps
+
+    def add_noise(self, x0, noise, n):
+        """x_σ at inference index n: α x₀ + β ε (audio-to-audio's starting point)."""
+        return self.tf_alpha[n + 1] * x0 + self.tf_beta[n + 1] * noise
 
 
-def initial_noise(shape, seed):
-    return tf.random.stateless_normal(shape, tf.stack([tf.cast(seed, tf.int32), 0]))
-
-
-def known_noise(shape, seed):
-    """The fixed z that re-noises the known region of in/out-painting, keyed (seed, −1)."""
-    return tf.random.stateless_normal(shape, tf.stack([tf.cast(seed, tf.int32), -1]))
-
-
-def edge_mask(shape, axis: int, start: int, end: int):
-    """1 on the first `start` and last `end` positions along `axis` of `shape`, else 0, shaped to
-    broadcast against x (the in/out-painting mask: keep the beginning and/or the end)."""
-    length = int(shape[axis])
-    start, end = max(0, min(int(start), length)), max(0, min(int(end), length))
-    line = np.zeros(length, np.float32)
-    line[:start] = 1.0
-    if end:
-        line[length - end:] = 1.0
-    view = [1] * len(shape)
-    view[axis] = length
-    return line.reshape(view)
-
-
-def slerp(x0, x1, alpha: float):
-    """Spherical interpolation of two noise tensors (flattened per whole tensor, as diffusers'
-    AudioDiffusionPipeline.slerp): θ = arccos(x₀·x₁/‖x₀‖‖x₁‖),
-    sin((1−α)θ)/sin θ · x₀ + sin(αθ)/sin θ · x₁; linear when θ ≈ 0. Keeps Gaussian norms."""
-    a, b = np.asarray(x0, np.float64), np.asarray(x1, np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"slerp: shapes differ, {a.shape} vs {b.shape}")
-    cos = np.dot(a.ravel(), b.ravel()) / (np.linalg.norm(a) * np.linalg.norm(b))
-    theta = np.arccos(np.clip(cos, -1.0, 1.0))
-    if theta < 1e-6:
-        return ((1 - alpha) * a + alpha * b).astype(np.float32)
-    return ((np.sin((1 - alpha) * theta) * a + np.sin(alpha * theta) * b) /
-            np.sin(theta)).astype(np.float32)
-
-
-def sample(denoise, scheduler, shape, seed: int = 0, progress=None, init=None,
-           strength: float = 1.0, noise=None, return_sequence: bool = False, known=None):
-    """Runs the backward process, one compiled step per inference step (a single trace).
-
-    From pure noise x_T (drawn from `seed`, or `noise` — e.g. a DDIM encoding), or
-    (audio-to-audio / SDEdit) from `init` noised to the index that `strength` picks.
-    `known = (x_known, mask)` (in/out-painting, any family): where mask is 1, x is overwritten
-    after every step with x_known re-noised to the level just reached (clean after the last),
-    with the fixed noise z_known of `seed`; mask broadcasts against x.
-    `denoise(x, t [B]) → ε̂`; `progress(i, total)` after each step.
-    Returns x₀, or with return_sequence the list [x_start, …, x₀]. Reproducible per seed.
-    """
-    shape = tf.constant(shape, tf.int32)
-    if known is not None:
-        x_known = tf.convert_to_tensor(known[0], tf.float32)
-        mask = tf.cast(tf.convert_to_tensor(known[1]), tf.float32)
-        z_known = known_noise(shape, seed)
-
-    def keep_known(x, n):
-        """x at index n (n = −1: x₀) with the known region at the same noise level."""
-        if known is None:
-            return x
-        renoised = tf.where(n >= 0, scheduler.add_noise(x_known, z_known, tf.maximum(n, 0)),
-                            x_known)
-        return mask * renoised + (1.0 - mask) * x
-
-    @tf.function(reduce_retracing=True)
-    def one_step(x, n):
-        t = tf.fill(shape[:1], scheduler.model_steps[n])
-        x = scheduler.step(denoise(x, t), n, x, step_noise(shape, seed, n))
-        return keep_known(x, n - 1)
-
-    start = scheduler.num_inference_steps - 1
-    x = initial_noise(shape, seed) if noise is None else tf.convert_to_tensor(noise, tf.float32)
-    if init is not None:
-        start = scheduler.start_index(strength)
-        x = scheduler.add_noise(tf.convert_to_tensor(init, tf.float32), x, start)
-    x = keep_known(x, tf.constant(start))
-    sequence = [x] if return_sequence else None
-    indices = [n for n in scheduler.timesteps if n <= start]
-    for i, n in enumerate(indices):
-        x = one_step(x, tf.constant(n, tf.int32))
-        if return_sequence:
-            sequence.append(x)
-        if progress is not None:
-            progress(i + 1, len(indices))
-    return sequence if return_sequence else x
-
-
-def encode(denoise, scheduler: DDIMScheduler, x0, progress=None):
-    """DDIM inversion (η = 0): audio x₀ → the noise x_T that DDIM decodes back to ≈ x₀."""
-    x = tf.convert_to_tensor(x0, tf.float32)
-
-    @tf.function(reduce_retracing=True)
-    def one_step(x, n):
-        below = tf.maximum(n - 1, 0)                        # ε̂ at the level x is at now
-        t = tf.fill(tf.shape(x)[:1], scheduler.model_steps[below])
-        return scheduler.invert_step(denoise(x, t), n, x)
-
-    for n in range(scheduler.num_inference_steps):
-        x = one_step(x, tf.constant(n, tf.int32))
-        if progress is not None:
-            progress(n + 1, scheduler.num_inference_steps)
-    return x
-
-
-def chunked(denoise, chunk: int, halo: int):
-    """denoise over overlapping windows: the same ε̂ as the whole-length pass, in bounded memory.
-
-    Each window is a chunk plus `halo` samples each side (clipped at the signal's ends, where
-    the network's own zero padding applies, as in the whole pass); only the chunk is kept.
-    Exact when halo ≥ (receptive_field − 1)/2. Windows run one at a time (parallel_iterations
-    = 1) so only one window's activations are alive.
-    """
-    def run(x, t):
-        length = tf.shape(x)[1]
-        count = (length + chunk - 1) // chunk
-        parts = tf.TensorArray(x.dtype, size=count, infer_shape=False)
-
-        def body(i, parts):
-            start = i * chunk
-            end = tf.minimum(start + chunk, length)
-            low, high = tf.maximum(start - halo, 0), tf.minimum(end + halo, length)
-            eps = denoise(x[:, low:high], t)[:, start - low:end - low]
-            return i + 1, parts.write(i, tf.transpose(eps, [1, 0, 2]))   # time-major pieces
-
-        _, parts = tf.while_loop(lambda i, _: i < count, body, (0, parts), parallel_iterations=1)
-        return tf.transpose(parts.concat(), [1, 0, 2])
-    return run
+def build_scheduler(params, sampler: str, steps=None, eta: float = 0.0):
+    """The scheduler of a run by name: fast | ddpm | ddim (ε families), v (v families)."""
+    from diffusion.core.schedule import NoiseSchedule
+    if sampler == "v":                     # v-diffusion families: σ linear from 1 to 0
+        return VScheduler(steps or 50)
+    schedule = NoiseSchedule.from_params(params)
+    if sampler == "ddim":
+        scheduler = DDIMScheduler(schedule, eta=eta)
+        scheduler.set_timesteps(steps or min(50, schedule.num_steps))
+        return scheduler
+    if sampler not in ("fast", "ddpm"):
+        raise ValueError(f"unknown sampler {sampler!r} (choose from fast, ddpm, ddim, v)")
+    scheduler = AncestralScheduler(schedule)
+    if sampler == "fast":
+        scheduler.set_timesteps("fast", params.diffusion.inference_betas)
+    return scheduler

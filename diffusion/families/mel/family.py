@@ -1,8 +1,5 @@
-"""What the shared trainer and samplers need to know about each model family.
-
-A Family builds its network from params, turns a data batch into (x₀, conditioning), turns
-(x_t, t, conditioning) into the network's inputs, says what shape a sample of some seconds has
-and turns a sample back into audio. The DDPM maths stays in diffusion/.
+"""The mel-UNet family (teticio/audio-diffusion): diffusion over Mel spectrogram images in
+[−1, 1], or over the latents of a KL autoencoder (network.vae_run, diffusion/families/mel/vae.py).
 """
 from __future__ import annotations
 
@@ -10,51 +7,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from data.features import log_mel
-from diffusion.family_base import Family, WaveformFamily
-
-
-@dataclasses.dataclass
-class DiffWaveFamily(WaveformFamily):
-    default_sampler = "fast"
-
-    def build_model(self):
-        from network.diffwave import DiffWave
-        model = DiffWave.from_params(self.params, name="diffwave")
-        model.build()
-        return model
-
-    @property
-    def conditioning(self) -> str:
-        return self.params.network.conditioning
-
-    def split_batch(self, batch):
-        """batch {"audio": [B, T, 1], "label": [B], …} → (x₀ [B, T, 1], conditioning dict)."""
-        audio = batch["audio"][..., :1]
-        if self.conditioning == "class":
-            return audio, {"label": batch["label"]}
-        if self.conditioning == "mel":
-            n = self.params.network
-            hop = n.hop_length
-            audio = audio[:, :tf.shape(audio)[1] // hop * hop]             # whole mel frames
-            mel = log_mel(audio[..., 0], self.params.data.sample_rate, hop, n.n_mels)
-            return audio, {"mel": mel}
-        return audio, {}
-
-
-def mel_for(params):
-    """The Mel of a mel-unet or mel-vae run (network.x_res … n_iter, data.sample_rate)."""
-    from data.mel import Mel
-    n = params.network
-    return Mel(n.x_res, n.y_res, params.data.sample_rate, n.n_fft, n.hop_length, n.top_db,
-               n.n_iter)
-
-
-def mel_images(mel, batch):
-    """Audio slices [B, x_res·hop − 1, 1] (or stored uint8 images [B, y_res, x_res] from
-    `python -m data.mel_images`) → images [B, y_res, x_res, 1] in [−1, 1], in-graph."""
-    pixels = batch["image"] if "image" in batch else mel._audio_to_pixels(batch["audio"][..., 0])
-    return tf.cast(pixels, tf.float32)[..., None] / 127.5 - 1.0
+from diffusion.families.base import Family
 
 
 @dataclasses.dataclass
@@ -63,11 +16,13 @@ class MelUNetFamily(Family):
     params: object
 
     conditioning = "none"
+    makes_images = True
     default_sampler = "ddim"
 
     @property
     def mel(self):
-        return mel_for(self.params)
+        from data.mel import Mel
+        return Mel.from_params(self.params)
 
     # -- latent mode (network.vae_run): diffusion on VAE latents × latent_scale -------------
     @property
@@ -76,7 +31,7 @@ class MelUNetFamily(Family):
         if not self.params.network.vae_run:
             return None
         if "_vae" not in self.__dict__:
-            from diffusion.vae_training import load_vae
+            from diffusion.families.mel.vae import load_vae
             self.__dict__["_vae"] = load_vae(self.params.network.vae_run, self.params)
         return self.__dict__["_vae"]
 
@@ -111,13 +66,13 @@ class MelUNetFamily(Family):
 
     def split_batch(self, batch):
         """A batch of audio slices or stored images → x₀: images (or latents), no cond."""
-        return self.to_latent(mel_images(self.mel, batch)), {}
+        return self.to_latent(self.mel.batch_images(batch)), {}
 
     def model_inputs(self, x_t, t, cond):
         return {"image": x_t, "step": t, **cond}
 
 
-    def sample_shape(self, num: int, seconds: float):
+    def sample_shape(self, num: int, seconds: float, cond=None):
         """Wider noise gives longer clips: the width is x_res × k slices (≥ 1)."""
         n = self.params.network
         slices = max(1, int(round(seconds * self.params.data.sample_rate / n.slice_samples)))
@@ -142,7 +97,7 @@ class MelUNetFamily(Family):
         x = np.asarray(self.to_latent(tf.constant(image[None, :, :, None])))
         return np.tile(x, [num, 1, 1, 1])
 
-    def to_audio(self, x):
+    def to_audio(self, x, request=None):
         """Images [N, H, W, 1] in [−1, 1] → (audio [N, W·hop − 1] by Griffin-Lim, uint8 images)."""
         import numpy as np
         x = np.asarray(self.from_latent(x))                 # latent mode: VAE decoder
@@ -150,15 +105,23 @@ class MelUNetFamily(Family):
         mel = self.mel
         return np.stack([mel.image_to_audio(image) for image in images]), images
 
+    # --- generate.py and export.py ---------------------------------------------------------
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument("--vocoder", default=None, metavar="DIFFWAVE_RUN",
+                            help="mel-unet runs: invert the images with this mel-conditioned "
+                                 "DiffWave run instead of Griffin-Lim (same sample rate and hop; "
+                                 "n_fft = 4·hop)")
+        parser.add_argument("--vocoder-gain-db", type=float, default=None,
+                            help="absolute level of the images' 0 dB (data/mel_convert.py step "
+                                 "3; default: 10·log10(n_fft²/16) − 24, peak-normalised music)")
 
-from diffusion.latent_families import DiffAEFamily, DiffGenFamily  # noqa: E402  (text-to-audio)
-
-FAMILIES = {"diffwave": DiffWaveFamily, "mel-unet": MelUNetFamily, "diffae": DiffAEFamily,
-            "diffgen": DiffGenFamily}
-
-
-def family_for(params):
-    if params.model not in FAMILIES:       # mel-vae: an autoencoder, not a diffusion model
-        raise ValueError(f"{params.model} runs are not diffusion models (a mel-vae run serves "
-                         f"a mel-unet run's network.vae_run)")
-    return FAMILIES[params.model](params)
+    def export_module(self, model, args):
+        from diffusion.families.mel.export import MelSamplerModule
+        if self.params.network.vae_run:
+            raise ValueError(f"{args.run}: SavedModel export of latent (vae_run) runs is not in "
+                             f"this version")
+        sampler = "ddim" if args.sampler == "fast" else args.sampler   # fast is DiffWave's
+        scheduler = self.export_scheduler(args, sampler)
+        return (MelSamplerModule(self, model, scheduler),
+                f"{sampler}, {scheduler.num_inference_steps} steps, no conditioning")

@@ -6,7 +6,7 @@ Signatures (the conditioning input only where the run has it):
   generate (mel vocoder)(mel: float32 [N, frames, n_mels], seed: int32) → {"audio": [N, frames·hop]}
   denoise(x_t: float32 [N, T, 1], t: float32 [N][, label | mel]) → {"epsilon": [N, T, 1]}
 The noise is the Python sampler's (stateless, keyed by the seed and the step index), so the
-SavedModel reproduces `diffusion.samplers.sample` for the same seed. Bad sizes fail inside the
+SavedModel reproduces `diffusion.core.sampling.sample` for the same seed. Bad sizes fail inside the
 graph with an InvalidArgumentError whose message says which input is wrong.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import inspect
 
 import tensorflow as tf
 
-from diffusion.samplers import chunked, initial_noise, step_noise
+from diffusion.core.sampling import chunked, graph_sample
 
 
 class _StatelessModel:
@@ -43,24 +43,6 @@ def plain_model(module, model, prefix="model"):
     setattr(module, f"{prefix}_weights", weights)
     setattr(module, f"{prefix}_state", state)
     return _StatelessModel(model, weights, state)
-
-
-def graph_sample(denoise, scheduler, shape, seed, spec):
-    """x_T → x₀ over the scheduler's inference indices in one tf.while_loop, with the Python
-    sampler's noise (stateless, keyed by seed and index): `sample`'s maths, in the graph.
-    `shape` is the dynamic shape tensor, `spec` the static shape x keeps (None = any)."""
-    spec = tf.TensorShape(spec)
-
-    def body(i, x):
-        n = scheduler.num_inference_steps - 1 - i
-        t = tf.fill(shape[:1], scheduler.model_steps[n])
-        x = scheduler.step(denoise(x, t), n, x, step_noise(shape, seed, n))
-        return i + 1, tf.ensure_shape(x, spec)
-
-    _, x = tf.while_loop(lambda i, _: i < scheduler.num_inference_steps, body,
-                         (tf.constant(0), tf.ensure_shape(initial_noise(shape, seed), spec)),
-                         shape_invariants=(tf.TensorShape([]), spec))
-    return x
 
 
 class SamplerModule(tf.Module):
@@ -107,11 +89,16 @@ class SamplerModule(tf.Module):
             shape = tf.stack([tf.shape(mel)[0], tf.shape(mel)[1] * self.hop, 1])
         return self._run(shape, seed, {"mel": mel})
 
+    signatures_note = "signatures: serving_default, generate, denoise"
+
+    def save(self, directory: str) -> None:
+        export(self, directory)
+
     def denoise(self, x_t, t, **cond):
         return {"epsilon": self.family.denoiser(self.model, cond)(x_t, t)}
 
 
-def export(module: SamplerModule, directory: str) -> None:
+def export(module, directory: str) -> None:
     scalar = tf.TensorSpec([], tf.int32)
     x_spec, t_spec = tf.TensorSpec([None, None, 1], tf.float32), tf.TensorSpec([None], tf.float32)
     if module.conditioning == "mel":

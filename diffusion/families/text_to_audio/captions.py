@@ -44,8 +44,8 @@ def fingerprint(captions, preset_dir: str, max_length: int) -> str:
 
 
 def cache_path(fp: str, cache_root=None) -> Path:
-    from data.pipeline import DEFAULT_CACHE
-    root = Path(cache_root or os.environ.get("AUDIO_DIFFUSION_CACHE", DEFAULT_CACHE))
+    from data.cache import cache_root as cache_root_of
+    root = cache_root_of(cache_root)
     return root / "text" / f"{fp}.npz"
 
 

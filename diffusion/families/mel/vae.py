@@ -9,7 +9,7 @@ A mel-vae run is a run like the others: params.json (the Mel, the data settings 
 architecture; the presets share the Mel of the mel-unet preset of the same name), checkpoints/
 (model, optimizer, data iterator) and logs/; re-running the command resumes. --data is an audio
 directory or a `python -m data.mel_images` directory. The objective is reconstruction + KL, not
-a diffusion one, so this is a small single-device Adam loop rather than diffusion/trainer.py.
+a diffusion one, so this is a small single-device Adam loop rather than diffusion/training/engine.py.
 """
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ import signal
 import keras
 import tensorflow as tf
 
-from diffusion.families import mel_for, mel_images
-from diffusion.trainer import TrainError, WarmupSchedule
+from data.mel import Mel
+from diffusion.training.checkpoints import latest_checkpoint, restore
+from diffusion.training.engine import TrainError, WarmupSchedule
 from params import MelParams, Params, ParamsError
 
 
@@ -51,7 +52,7 @@ def check_vae_run(run_dir, params) -> tuple:
         if mine[key] != theirs[key]:
             raise ValueError(f"network.vae_run: {run_dir}: its Mel {key} is {theirs[key]!r}, "
                              f"this run's is {mine[key]!r}")
-    latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    latest = latest_checkpoint(run_dir)
     if latest is None:
         raise ValueError(f"network.vae_run: {run_dir}: no checkpoint yet (train it first)")
     return vae_params, latest
@@ -68,12 +69,8 @@ def load_vae(run_dir, params):
     """The KLAutoencoder of the mel-vae run `run_dir` (checked by check_vae_run), restored."""
     vae_params, latest = check_vae_run(run_dir, params)
     vae = build_vae(vae_params)
-    try:
-        tf.train.Checkpoint(model=vae).restore(latest).expect_partial() \
-            .assert_existing_objects_matched()
-    except (tf.errors.OpError, AssertionError, ValueError) as e:
-        raise ValueError(f"network.vae_run: {latest}: cannot restore the VAE "
-                         f"({str(e).strip().splitlines()[0][:120]})") from None
+    restore(tf.train.Checkpoint(model=vae), latest, partial=True, error=ValueError,
+            what="cannot restore the VAE", prefix="network.vae_run: ")
     return vae
 
 
@@ -92,19 +89,16 @@ def train_vae(params, run_dir, dataset, until_step: int, log=print):
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(str(run_dir), "checkpoints"),
                                          tp.keep_checkpoints)
     if manager.latest_checkpoint:
-        try:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as e:
-            raise TrainError(f"{manager.latest_checkpoint}: cannot restore into the run's VAE "
-                             f"({str(e).strip().splitlines()[0][:120]})") from None
+        restore(checkpoint, manager.latest_checkpoint, partial=False, error=TrainError,
+                what="cannot restore into the run's VAE")
     step = int(optimizer.iterations)
     log(f"model: mel-vae, {vae.count_params():,} parameters; "
         + (f"resumed at step {step}" if step else "new run"))
-    mel = mel_for(params)
+    mel = Mel.from_params(params)
 
     @tf.function
     def train_step():
-        x = mel_images(mel, next(iterator))                          # images in [−1, 1]
+        x = mel.batch_images(next(iterator))                          # images in [−1, 1]
         seed = tf.stack([tf.cast(optimizer.iterations, tf.int32), tp.seed])
         with tf.GradientTape() as tape:
             mean, logvar = vae.encode(x)

@@ -21,11 +21,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from diffusion.ema import EMA
-from diffusion.objectives import make_objective
-from diffusion.precision import apply_policy
-from diffusion.schedule import NoiseSchedule
-from diffusion.strategy import is_chief
+from diffusion.training.checkpoints import latest_checkpoint, restore
+from diffusion.training.ema import EMA
+from diffusion.core.objectives import make_objective
+from diffusion.training.precision import apply_policy
+from diffusion.core.schedule import NoiseSchedule
+from diffusion.training.strategy import is_chief
 
 
 class TrainError(RuntimeError):
@@ -56,7 +57,7 @@ class Trainer:
         self.global_batch = params.data.batch_size
         self.schedule = NoiseSchedule.from_params(params)
         # ε (DiffWave, mel) or v (text-to-audio families): the family chooses.
-        self.objective = make_objective(getattr(family, "objective", "epsilon"), self.schedule,
+        self.objective = make_objective(family.objective, self.schedule,
                                         params.diffusion.loss)
         fp16 = apply_policy(tp, "training") == "mixed_float16"
         keras.utils.set_random_seed(tp.seed)      # the initial weights are part of the run
@@ -102,29 +103,22 @@ class Trainer:
     def init_from(self, other_run) -> str:
         """Fine-tuning: the model and EMA weights of another run's latest checkpoint (its
         optimizer and step are not taken). The caller checks that the network params agree."""
-        latest = tf.train.latest_checkpoint(os.path.join(str(other_run), "checkpoints"))
+        latest = latest_checkpoint(other_run)
         if not latest:
             raise TrainError(f"--init-from {other_run}: no checkpoint there")
-        try:
-            tf.train.Checkpoint(model=self.model, ema=self.ema).restore(latest) \
-                .expect_partial().assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as e:
-            raise TrainError(f"--init-from {latest}: cannot restore into this model "
-                             f"({str(e).strip().splitlines()[0][:120]})") from None
-        return latest
+        return restore(tf.train.Checkpoint(model=self.model, ema=self.ema), latest, partial=True,
+                       error=TrainError, what="cannot restore into this model",
+                       prefix="--init-from ")
 
     def restore(self) -> int:
         """Restores the latest checkpoint if there is one; returns the step reached."""
         # Every worker restores the chief's checkpoint (the others only write scratch copies).
-        latest = tf.train.latest_checkpoint(os.path.join(self.run_dir, "checkpoints"))
+        latest = latest_checkpoint(self.run_dir)
         if not latest:
             return 0
-        try:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as e:
-            reason = str(e).strip().splitlines()[0][:160]
-            raise TrainError(f"{latest}: cannot restore this checkpoint into the run's model "
-                             f"(corrupt, or made with other params): {reason}") from None
+        restore(self.checkpoint, latest, partial=False, error=TrainError, width=160,
+                what="cannot restore this checkpoint into the run's model (corrupt, or made "
+                     "with other params)")
         return self.step
 
     def save(self) -> str:
@@ -150,15 +144,13 @@ class Trainer:
             if i == 0:   # t, ε (+ family draws, e.g. CFG's null text) for all micro-batches
                 shape = tf.concat([[total], tf.shape(x0)[1:]], axis=0)
                 all_t, all_noise = self.objective.draw(shape, seed)
-                extra = (self.family.training_draws(total, seed)
-                         if hasattr(self.family, "training_draws") else {})
+                extra = self.family.training_draws(total, seed)
             rows = slice(i * self.global_batch + start, i * self.global_batch + start +
                          self.per_replica)                         # this replica's slice
             t, noise = all_t[rows], all_noise[rows]
             cond = {**cond, **{k: v[rows] for k, v in extra.items()}}
             with tf.GradientTape() as tape:
-                per_example = self.objective.loss(
-                    self.family.denoiser(self.model, cond, training=True), x0, t, noise)
+                per_example = self.family.loss(self.objective, self.model, x0, cond, t, noise)
                 part = tf.nn.compute_average_loss(per_example, global_batch_size=total)
                 scaled = part * self.loss_scale
             part_grads = tape.gradient(scaled, variables)

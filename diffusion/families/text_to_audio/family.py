@@ -18,8 +18,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from diffusion.family_base import Family, WaveformFamily
-from diffusion.guidance import draw_keep_mask, guided
+from diffusion.core.guidance import draw_keep_mask, guided
+from diffusion.core.sampling import sample
+from diffusion.core.schedulers import VScheduler
+from diffusion.families.base import Family, Request, WaveformFamily
 
 
 class FamilyError(ValueError):
@@ -30,8 +32,10 @@ class FamilyError(ValueError):
 class DiffAEFamily(WaveformFamily):
     objective = "v"
     default_sampler = "v"
+    samplers = ("v",)
     conditioning = "audio"              # conditioned on its own latent: no free-running samples
     tensorboard_samples = False
+    reconstructs = True                 # generate.py --from-audio: encode → decode
 
     def build_model(self):
         from network.autoencoder import DiffAE
@@ -43,6 +47,45 @@ class DiffAEFamily(WaveformFamily):
     def split_batch(self, batch):
         audio = batch["audio"][..., :1]
         return audio, {"source": audio}
+
+    def check_args(self, args, run: str) -> None:
+        super().check_args(args, run)
+        if args.from_audio is None:
+            raise ValueError(f"{run} is a diffusion autoencoder: give --from-audio FILE to "
+                             f"reconstruct it (text → audio needs a diffgen run)")
+
+    def condition(self, args, model, audio=None) -> dict:
+        """Reconstruction: the latent of --from-audio, decoded from pure noise."""
+        return {"latent": tf.tile(model.encode(audio[None]), [args.num, 1, 1])}
+
+    def sample_shape(self, num: int, seconds: float, cond=None):
+        if cond and "latent" in cond:
+            return [num, int(cond["latent"].shape[1]) * self.params.network.latent_hop, 1]
+        return super().sample_shape(num, seconds)
+
+    def to_audio(self, x, request=None):
+        """The padded waveform → the length asked for."""
+        audio = np.asarray(x)[..., 0]
+        if request is not None:
+            audio = audio[:, :request.length(self.params.data.sample_rate)]
+        return audio, None
+
+    def decode(self, model, latent, steps: int = 50, length: int | None = None, seed: int = 0):
+        """Latent [B, L, C] → audio [B, L·latent_hop] (cropped to `length`) by the V sampler."""
+        return decode_latent(model, latent, steps, length, seed)
+
+    def reconstruct(self, model, audio, steps: int = 50, seed: int = 0):
+        """encode → decode, returning audio of the input's length [B, T]."""
+        audio = tf.convert_to_tensor(audio, tf.float32)
+        return self.decode(model, model.encode(audio), steps, int(audio.shape[1]), seed)
+
+
+def decode_latent(ae, latent, steps: int = 50, length: int | None = None, seed: int = 0):
+    """A DiffAE's latent [B, L, C] → audio [B, L·latent_hop] (cropped to `length`)."""
+    latent = tf.convert_to_tensor(latent, tf.float32)
+    shape = [int(latent.shape[0]), int(latent.shape[1]) * ae.latent_hop, 1]
+    audio = sample(ae.latent_denoiser(latent), VScheduler(steps), shape, seed)
+    return audio[:, :length, 0] if length is not None else audio[..., 0]
 
 
 def check_autoencoder_run(run_dir: str):
@@ -66,20 +109,19 @@ class DiffGenFamily(Family):
 
     objective = "v"
     default_sampler = "v"
+    samplers = ("v",)
     conditioning = "text"
     tensorboard_samples = False
-    decode_steps = 50                   # V-sampler steps of the DiffAE decoder in to_audio
-    decode_seed = 0                     # the decoder's noise seed (generate.py: --seed)
 
     def __post_init__(self):
-        self._autoencoder, self._captions, self._encoder, self._length = None, None, None, None
+        self._autoencoder, self._captions, self._encoder = None, None, None
 
     # --- the frozen parts ----------------------------------------------------------------
     @property
     def autoencoder(self):
         """The DiffAE (EMA weights) of network.autoencoder, loaded once and checked."""
         if self._autoencoder is None:
-            from diffusion.inference import RunError, load_run
+            from diffusion.training.checkpoints import RunError, load_weights
             n = self.params.network
             ae_params = check_autoencoder_run(n.autoencoder)
             if ae_params.network.latent_channels != n.latent_channels:
@@ -90,10 +132,14 @@ class DiffGenFamily(Family):
                 raise FamilyError(f"--autoencoder {n.autoencoder}: trained at "
                                   f"{ae_params.data.sample_rate} Hz, this run at "
                                   f"{self.params.data.sample_rate} Hz (data.sample_rate)")
+            model = DiffAEFamily(ae_params).build_model()
             try:
-                self._autoencoder = load_run(n.autoencoder)[2]
+                load_weights(model, n.autoencoder, ae_params.train.ema_decay, True,
+                             error=RunError, what="cannot restore into a diffae with the run's "
+                                                  "params")
             except RunError as e:
                 raise FamilyError(f"--autoencoder: {e}") from None
+            self._autoencoder = model
             self._autoencoder.trainable = False
         return self._autoencoder
 
@@ -106,7 +152,7 @@ class DiffGenFamily(Family):
 
     def prepare_training(self, prepared) -> str:
         """Loads the autoencoder, checks the crop, encodes (or reuses) the captions' states."""
-        from data.text_cache import CaptionStates
+        from diffusion.families.text_to_audio.captions import CaptionStates
         multiple = self.latent_multiple * self.autoencoder.latent_hop
         if self.params.data.crop_samples % multiple:
             raise FamilyError(f"data.crop_samples must be a multiple of {multiple} (the "
@@ -123,7 +169,7 @@ class DiffGenFamily(Family):
 
     def text_condition(self, texts):
         """Sampling: the frozen text encoder's states of `texts` (loaded once)."""
-        from data.text_cache import encoder_dir
+        from diffusion.families.text_to_audio.captions import encoder_dir
         from network.text_encoder import TextEncoder
         n = self.params.network
         if self._encoder is None:
@@ -171,25 +217,66 @@ class DiffGenFamily(Family):
             return model(self.model_inputs(x_t, t, {**text, "text_keep": keep}))
         return guided(with_keep, scale)
 
-    def sample_shape(self, num: int, seconds: float):
+    def sample_shape(self, num: int, seconds: float, cond=None):
         """Latent frames for `seconds`, rounded up to what the networks can take."""
         samples = max(1, int(round(seconds * self.params.data.sample_rate)))
         frames = -(-samples // self.autoencoder.latent_hop)
         frames = -(-frames // self.latent_multiple) * self.latent_multiple
-        self._length = samples
         return [num, frames, self.params.network.latent_channels]
 
-    def to_audio(self, x):
-        """Latents → audio by the DiffAE decoder (decode_steps V steps), cropped to the length
-        asked for in sample_shape."""
-        audio = self.autoencoder.decode(tf.convert_to_tensor(x, tf.float32), self.decode_steps,
-                                        self._length, seed=self.decode_seed)
+    def to_audio(self, x, request: Request = Request()):
+        """Latents → audio by the DiffAE decoder (request.decode_steps V steps, seeded by
+        request.seed), cropped to request.seconds."""
+        audio = decode_latent(self.autoencoder, x, request.decode_steps,
+                              request.length(self.params.data.sample_rate), seed=request.seed)
         return audio.numpy(), None
 
     def from_audio(self, audio, num: int):
-        """Audio → its DiffAE latent, the x₀ of latent audio-to-audio."""
+        """Audio → its DiffAE latent, the x₀ of latent audio-to-audio (the caller crops the
+        decoded audio back to len(audio))."""
         audio = np.asarray(audio, np.float32)
         multiple = self.latent_multiple * self.autoencoder.latent_hop
-        self._length = len(audio)
         audio = np.pad(audio, [0, -len(audio) % multiple])
         return np.tile(self.autoencoder.encode(audio[None]).numpy(), [num, 1, 1])
+
+    # --- generate.py and export.py ---------------------------------------------------------
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument("--text", default=None, help="text prompt (diffgen runs)")
+        parser.add_argument("--guidance", type=float, default=None,
+                            help="classifier-free guidance scale (diffgen; default "
+                                 "network.guidance, 1 = none)")
+        parser.add_argument("--decode-steps", type=int, default=50,
+                            help="V-sampler steps of the DiffAE decoder (diffgen runs)")
+
+    def check_args(self, args, run: str) -> None:
+        if not args.text:
+            raise ValueError(f"{run} is a text-to-audio (diffgen) run: give --text \"a prompt\"")
+        if args.guidance is not None and not args.guidance > 0:
+            raise ValueError(f"--guidance must be > 0 (1 = no guidance), got {args.guidance}")
+        if not 1 <= args.decode_steps <= 1000:
+            raise ValueError(f"--decode-steps must be in 1..1000, got {args.decode_steps}")
+        if args.from_audio is not None:
+            raise ValueError("--from-audio is not supported for diffgen runs; use --text")
+
+    def load_frozen(self) -> None:
+        self.autoencoder                        # loads and checks the DiffAE run now
+
+    def condition(self, args, model, audio=None) -> dict:
+        scale = self.params.network.guidance if args.guidance is None else args.guidance
+        return {**self.text_condition([args.text] * args.num), "guidance": scale}
+
+    def describe(self, args, cond, shape) -> str:
+        return (f"text: {args.text!r}, guidance {cond['guidance']:g}, latent "
+                f"{list(shape[1:])}, decoder {args.decode_steps} V steps")
+
+    def export_module(self, model, args):
+        """Text → audio: a string input, both V loops and the text encoder in the graph."""
+        from diffusion.families.text_to_audio.export import TextToAudioModule
+        steps = args.steps or 50
+        for flag, value in (("--steps", steps), ("--decode-steps", args.decode_steps)):
+            if not 1 <= value <= 1000:
+                raise ValueError(f"{flag} must be in 1..1000, got {value}")
+        self.load_frozen()
+        return (TextToAudioModule(self, model, steps, args.decode_steps),
+                f"text → audio, {steps} + {args.decode_steps} V steps")

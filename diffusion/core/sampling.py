@@ -1,0 +1,171 @@
+"""Sampling with a scheduler (diffusion/core/schedulers.py): the backward process as a loop.
+
+    x = sample(denoise, scheduler, shape=[4, 16000, 1], seed=0)        # x_T → x₀
+    x_T = encode(denoise, ddim, x0)                                      # DDIM inversion
+    denoise = chunked(denoise, chunk=64000, halo=receptive_field // 2)   # long clips, exact
+
+`denoise(x_t, t [N]) → ε̂ (or v̂)` is the network with its conditioning bound (a family's
+`denoiser`). The noise is stateless, keyed by (seed, inference index), so a sample is a
+function of its seed.
+
+DELIBERATE COPY: `sample` (a Python loop of one traced step each, with progress, audio-to-audio,
+in/out-painting) and `graph_sample` (the same maths in one tf.while_loop, for SavedModels) are
+two copies of one loop. Change both together; tests/test_export.py checks they agree.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+def step_noise(shape, seed, n):
+    """z for inference index n: stateless, keyed (seed, n + 1); (seed, 0) is x_T's."""
+    return tf.random.stateless_normal(shape, tf.stack([tf.cast(seed, tf.int32), n + 1]))
+
+
+def initial_noise(shape, seed):
+    return tf.random.stateless_normal(shape, tf.stack([tf.cast(seed, tf.int32), 0]))
+
+
+def known_noise(shape, seed):
+    """The fixed z that re-noises the known region of in/out-painting, keyed (seed, −1)."""
+    return tf.random.stateless_normal(shape, tf.stack([tf.cast(seed, tf.int32), -1]))
+
+
+def edge_mask(shape, axis: int, start: int, end: int):
+    """1 on the first `start` and last `end` positions along `axis` of `shape`, else 0, shaped to
+    broadcast against x (the in/out-painting mask: keep the beginning and/or the end)."""
+    length = int(shape[axis])
+    start, end = max(0, min(int(start), length)), max(0, min(int(end), length))
+    line = np.zeros(length, np.float32)
+    line[:start] = 1.0
+    if end:
+        line[length - end:] = 1.0
+    view = [1] * len(shape)
+    view[axis] = length
+    return line.reshape(view)
+
+
+def slerp(x0, x1, alpha: float):
+    """Spherical interpolation of two noise tensors (flattened per whole tensor, as diffusers'
+    AudioDiffusionPipeline.slerp): θ = arccos(x₀·x₁/‖x₀‖‖x₁‖),
+    sin((1−α)θ)/sin θ · x₀ + sin(αθ)/sin θ · x₁; linear when θ ≈ 0. Keeps Gaussian norms."""
+    a, b = np.asarray(x0, np.float64), np.asarray(x1, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"slerp: shapes differ, {a.shape} vs {b.shape}")
+    cos = np.dot(a.ravel(), b.ravel()) / (np.linalg.norm(a) * np.linalg.norm(b))
+    theta = np.arccos(np.clip(cos, -1.0, 1.0))
+    if theta < 1e-6:
+        return ((1 - alpha) * a + alpha * b).astype(np.float32)
+    return ((np.sin((1 - alpha) * theta) * a + np.sin(alpha * theta) * b) /
+            np.sin(theta)).astype(np.float32)
+
+
+def sample(denoise, scheduler, shape, seed: int = 0, progress=None, init=None,
+           strength: float = 1.0, noise=None, return_sequence: bool = False, known=None):
+    """Runs the backward process, one compiled step per inference step (a single trace).
+
+    From pure noise x_T (drawn from `seed`, or `noise` — e.g. a DDIM encoding), or
+    (audio-to-audio / SDEdit) from `init` noised to the index that `strength` picks.
+    `known = (x_known, mask)` (in/out-painting, any family): where mask is 1, x is overwritten
+    after every step with x_known re-noised to the level just reached (clean after the last),
+    with the fixed noise z_known of `seed`; mask broadcasts against x.
+    `denoise(x, t [B]) → ε̂`; `progress(i, total)` after each step.
+    Returns x₀, or with return_sequence the list [x_start, …, x₀]. Reproducible per seed.
+    """
+    shape = tf.constant(shape, tf.int32)
+    if known is not None:
+        x_known = tf.convert_to_tensor(known[0], tf.float32)
+        mask = tf.cast(tf.convert_to_tensor(known[1]), tf.float32)
+        z_known = known_noise(shape, seed)
+
+    def keep_known(x, n):
+        """x at index n (n = −1: x₀) with the known region at the same noise level."""
+        if known is None:
+            return x
+        renoised = tf.where(n >= 0, scheduler.add_noise(x_known, z_known, tf.maximum(n, 0)),
+                            x_known)
+        return mask * renoised + (1.0 - mask) * x
+
+    @tf.function(reduce_retracing=True)
+    def one_step(x, n):
+        t = tf.fill(shape[:1], scheduler.model_steps[n])
+        x = scheduler.step(denoise(x, t), n, x, step_noise(shape, seed, n))
+        return keep_known(x, n - 1)
+
+    start = scheduler.num_inference_steps - 1
+    x = initial_noise(shape, seed) if noise is None else tf.convert_to_tensor(noise, tf.float32)
+    if init is not None:
+        start = scheduler.start_index(strength)
+        x = scheduler.add_noise(tf.convert_to_tensor(init, tf.float32), x, start)
+    x = keep_known(x, tf.constant(start))
+    sequence = [x] if return_sequence else None
+    indices = [n for n in scheduler.timesteps if n <= start]
+    for i, n in enumerate(indices):
+        x = one_step(x, tf.constant(n, tf.int32))
+        if return_sequence:
+            sequence.append(x)
+        if progress is not None:
+            progress(i + 1, len(indices))
+    return sequence if return_sequence else x
+
+
+def encode(denoise, scheduler, x0, progress=None):
+    """DDIM inversion (η = 0): audio x₀ → the noise x_T that DDIM decodes back to ≈ x₀."""
+    x = tf.convert_to_tensor(x0, tf.float32)
+
+    @tf.function(reduce_retracing=True)
+    def one_step(x, n):
+        below = tf.maximum(n - 1, 0)                        # ε̂ at the level x is at now
+        t = tf.fill(tf.shape(x)[:1], scheduler.model_steps[below])
+        return scheduler.invert_step(denoise(x, t), n, x)
+
+    for n in range(scheduler.num_inference_steps):
+        x = one_step(x, tf.constant(n, tf.int32))
+        if progress is not None:
+            progress(n + 1, scheduler.num_inference_steps)
+    return x
+
+
+def chunked(denoise, chunk: int, halo: int):
+    """denoise over overlapping windows: the same ε̂ as the whole-length pass, in bounded memory.
+
+    Each window is a chunk plus `halo` samples each side (clipped at the signal's ends, where
+    the network's own zero padding applies, as in the whole pass); only the chunk is kept.
+    Exact when halo ≥ (receptive_field − 1)/2. Windows run one at a time (parallel_iterations
+    = 1) so only one window's activations are alive.
+    """
+    def run(x, t):
+        length = tf.shape(x)[1]
+        count = (length + chunk - 1) // chunk
+        parts = tf.TensorArray(x.dtype, size=count, infer_shape=False)
+
+        def body(i, parts):
+            start = i * chunk
+            end = tf.minimum(start + chunk, length)
+            low, high = tf.maximum(start - halo, 0), tf.minimum(end + halo, length)
+            eps = denoise(x[:, low:high], t)[:, start - low:end - low]
+            return i + 1, parts.write(i, tf.transpose(eps, [1, 0, 2]))   # time-major pieces
+
+        _, parts = tf.while_loop(lambda i, _: i < count, body, (0, parts), parallel_iterations=1)
+        return tf.transpose(parts.concat(), [1, 0, 2])
+    return run
+
+
+# DELIBERATE COPY of `sample`'s loop (see the module docstring).
+def graph_sample(denoise, scheduler, shape, seed, spec):
+    """x_T → x₀ over the scheduler's inference indices in one tf.while_loop, with the Python
+    sampler's noise (stateless, keyed by seed and index): `sample`'s maths, in the graph.
+    `shape` is the dynamic shape tensor, `spec` the static shape x keeps (None = any)."""
+    spec = tf.TensorShape(spec)
+
+    def body(i, x):
+        n = scheduler.num_inference_steps - 1 - i
+        t = tf.fill(shape[:1], scheduler.model_steps[n])
+        x = scheduler.step(denoise(x, t), n, x, step_noise(shape, seed, n))
+        return i + 1, tf.ensure_shape(x, spec)
+
+    _, x = tf.while_loop(lambda i, _: i < scheduler.num_inference_steps, body,
+                         (tf.constant(0), tf.ensure_shape(initial_noise(shape, seed), spec)),
+                         shape_invariants=(tf.TensorShape([]), spec))
+    return x

@@ -1,0 +1,161 @@
+"""The Family interface: what a model family is, and everything the CLIs and the engine ask of it.
+
+A family is a network, an objective and a scheduler (after audio-diffusion-pytorch's
+`DiffusionModel`), with two verbs:
+
+    per_example = family.loss(objective, model, x0, cond, t, noise)      # the engine's step
+    x = family.sample(model, scheduler, shape, cond, seed, **options)    # x_T → x₀
+
+and the hooks below, each with a default here, so a new family overrides only what differs:
+
+    build_model()                     the Keras network, built
+    split_batch(batch)                a data batch → (x₀, conditioning dict)
+    training_draws(batch, seed)       extra per-example draws of a step (CFG's keep mask)
+    prepare_training(prepared)        one-off work before training (a line to print, or None)
+    model_inputs(x_t, t, cond)        the network's input dict;  denoiser(model, cond) binds it
+    add_arguments(parser)             generate.py's family options (class method)
+    check_args(args, run)             one-line ValueErrors before any work
+    load_frozen()                     load what sampling needs besides the model (a DiffAE)
+    condition(args, model, audio)     the conditioning of args.num clips
+    sample_shape(num, seconds, cond)  x_T's shape
+    to_audio(x, request)              x₀ → (audio [N, T], images or None); length, seed and
+                                      decode steps come in `request`, never from hidden state
+    from_audio(audio, num)            audio → x₀ (audio-to-audio)
+    export_module(model, scheduler, args)   a tf.Module for export.py
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from diffusion.core.sampling import sample
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What a caller asks of to_audio: clips of `seconds`, the decoder's seed and steps."""
+    num: int = 1
+    seconds: float = 1.0
+    seed: int = 0
+    decode_steps: int = 50
+
+    def length(self, rate: int) -> int:
+        return max(1, int(round(self.seconds * rate)))
+
+
+class Family:
+    objective = "epsilon"               # "epsilon" (DDPM ε-prediction) or "v" (v-diffusion)
+    default_sampler = "ddim"
+    samplers = ("fast", "ddpm", "ddim")  # the scheduler names generate.py accepts
+    conditioning = "none"
+    tensorboard_samples = True          # the engine logs two samples now and then
+    reconstructs = False                # generate.py: --from-audio is reconstructed (DiffAE)
+    makes_images = False                # to_audio also returns images (a vocoder can invert)
+
+    # --- training --------------------------------------------------------------------------
+    def training_draws(self, batch: int, seed) -> dict:
+        return {}
+
+    def prepare_training(self, prepared):
+        return None
+
+    def loss(self, objective, model, x0, cond, t, noise):
+        """Per-example loss of one micro-batch (the engine averages over the global batch)."""
+        return objective.loss(self.denoiser(model, cond, training=True), x0, t, noise)
+
+    # --- the network ---------------------------------------------------------------------
+    def model_inputs(self, x_t, t, cond):
+        raise NotImplementedError
+
+    def denoiser(self, model, cond, training=False):
+        """denoise(x_t, t) → the network's prediction (ε̂ or v̂), with `cond` bound."""
+        return lambda x_t, t: model(self.model_inputs(x_t, t, cond), training=training)
+
+    # --- sampling --------------------------------------------------------------------------
+    def sample(self, model, scheduler, shape, cond=None, seed: int = 0, denoise=None, **options):
+        """x_T → x₀ with `scheduler` (diffusion/core/sampling.py's `sample`; `options`: progress,
+        init, strength, noise, known). `denoise` replaces the bound network (e.g. chunked)."""
+        denoise = denoise or self.denoiser(model, cond or {})
+        return sample(denoise, scheduler, shape, seed, **options)
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        """generate.py's options of this family (an option shared by families is added once)."""
+
+    def check_args(self, args, run: str) -> None:
+        """One-line ValueErrors for options this run cannot take (default: the conditioning
+        options --label, --mel, --text, --guidance, which only some families take)."""
+        if self.conditioning == "class":
+            n = self.params.network
+            if args.label is None:
+                raise ValueError(f"{run} is class-conditional: give --label "
+                                 f"0..{n.num_classes - 1}")
+            if not 0 <= args.label < n.num_classes:
+                raise ValueError(f"--label {args.label} is out of range 0..{n.num_classes - 1}")
+        elif args.label is not None:
+            raise ValueError(f"{run} is not class-conditional; drop --label")
+        if self.conditioning == "mel" and args.mel is None:
+            raise ValueError(f"{run} is a mel vocoder: give --mel (a .npy log-mel or an audio "
+                             f"file)")
+        if self.conditioning != "mel" and args.mel is not None:
+            raise ValueError(f"{run} is not mel-conditioned; drop --mel")
+        for flag, value in (("--text", args.text), ("--guidance", args.guidance)):
+            if value is not None:
+                raise ValueError(f"{run} is a {self.params.model} run, not text-conditioned; "
+                                 f"drop {flag}")
+
+    def load_frozen(self) -> None:
+        """Loads and checks what sampling needs besides the model (default: nothing)."""
+
+    def condition(self, args, model, audio=None) -> dict:
+        """The conditioning of args.num clips (`audio`: --from-audio, read at the run's rate)."""
+        return {}
+
+    def sample_shape(self, num: int, seconds: float, cond=None):
+        raise NotImplementedError
+
+    def to_audio(self, x, request: Request):
+        raise NotImplementedError
+
+    def describe(self, args, cond, shape) -> str | None:
+        """A line generate.py prints about the conditioning (or None)."""
+        return None
+
+    def export_module(self, model, args):
+        """(a tf.Module with `save(directory)`, a line describing it) for export.py."""
+        raise ValueError(f"{args.run}: SavedModel export of {self.params.model} runs is not in "
+                         f"this version (DiffWave, mel-unet and diffgen runs)")
+
+    def export_scheduler(self, args, sampler=None):
+        """The scheduler of an ε family's export (--sampler, --steps ≤ T, --eta)."""
+        from diffusion.core.schedulers import build_scheduler
+        total = self.params.diffusion.num_steps
+        if args.steps is not None and not 1 <= args.steps <= total:
+            raise ValueError(f"--steps must be in 1..{total}, got {args.steps}")
+        return build_scheduler(self.params, sampler or args.sampler, args.steps, args.eta)
+
+
+@dataclasses.dataclass
+class WaveformFamily(Family):
+    params: object
+
+    time_axis = 1                       # x [N, T, 1]: in/out-painting masks run along T
+
+    def model_inputs(self, x_t, t, cond):
+        return {"audio": x_t, "step": tf.cast(t, tf.float32), **cond}
+
+    def sample_shape(self, num: int, seconds: float, cond=None):
+        return [num, max(1, int(round(seconds * self.params.data.sample_rate))), 1]
+
+    def frames_per_second(self) -> float:
+        return float(self.params.data.sample_rate)
+
+    def to_audio(self, x, request: Request = Request()):
+        """A sample [N, T, 1] → (audio [N, T] float32, images or None)."""
+        return np.asarray(x)[..., 0], None
+
+    def from_audio(self, audio, num: int):
+        """Mono audio [T] at the run's rate → the x₀ of audio-to-audio, [num, T, 1]."""
+        return np.tile(np.asarray(audio, np.float32)[None, :, None], [num, 1, 1])

@@ -1,0 +1,69 @@
+"""The DiffWave family: x is the waveform [N, T, 1]; unconditional, class- or mel-conditional."""
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from data.features import log_mel
+from diffusion.families.base import WaveformFamily
+from diffusion.families.export import SamplerModule
+
+
+@dataclasses.dataclass
+class DiffWaveFamily(WaveformFamily):
+    default_sampler = "fast"
+
+    def build_model(self):
+        from network.diffwave import DiffWave
+        model = DiffWave.from_params(self.params, name="diffwave")
+        model.build()
+        return model
+
+    @property
+    def conditioning(self) -> str:
+        return self.params.network.conditioning
+
+    def split_batch(self, batch):
+        """batch {"audio": [B, T, 1], "label": [B], …} → (x₀ [B, T, 1], conditioning dict)."""
+        audio = batch["audio"][..., :1]
+        if self.conditioning == "class":
+            return audio, {"label": batch["label"]}
+        if self.conditioning == "mel":
+            n = self.params.network
+            hop = n.hop_length
+            audio = audio[:, :tf.shape(audio)[1] // hop * hop]             # whole mel frames
+            mel = log_mel(audio[..., 0], self.params.data.sample_rate, hop, n.n_mels)
+            return audio, {"mel": mel}
+        return audio, {}
+
+    # --- generate.py and export.py ---------------------------------------------------------
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument("--label", type=int, default=None,
+                            help="class label (class-conditional DiffWave runs)")
+        parser.add_argument("--mel", default=None,
+                            help="log-mel .npy or audio file (mel vocoder runs)")
+
+    def condition(self, args, model, audio=None) -> dict:
+        from data.features import read_log_mel
+        if self.conditioning == "class":
+            return {"label": tf.fill([args.num], args.label)}
+        if self.conditioning == "mel":
+            n = self.params.network
+            mel = read_log_mel(args.mel, self.params.data.sample_rate, n.hop_length, n.n_mels)
+            return {"mel": tf.tile(tf.constant(mel)[None], [args.num, 1, 1])}
+        return {}
+
+    def sample_shape(self, num: int, seconds: float, cond=None):
+        """[num, T, 1]; a vocoder's T is its mel frames × hop."""
+        if cond and "mel" in cond:
+            return [num, int(cond["mel"].shape[1]) * self.params.network.hop_length, 1]
+        return super().sample_shape(num, seconds)
+
+    def export_module(self, model, args):
+        scheduler = self.export_scheduler(args)
+        chunk = int(args.chunk_seconds * self.params.data.sample_rate)
+        return (SamplerModule(self, model, scheduler, self.params, chunk),
+                f"{args.sampler}, {scheduler.num_inference_steps} steps, "
+                f"{self.conditioning} conditioning")
