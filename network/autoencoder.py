@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from network.tracking import track
 from network.unet1d import ResnetBlock, UNet1D
 
 
@@ -31,10 +32,10 @@ class STFTEncoder(layers.Layer):
         self.factors, self.blocks = tuple(factors), tuple(blocks)
         self.stem = layers.Conv1D(channels * multipliers[0], 3, padding="same")
         for k, f in enumerate(factors):
-            for b in range(blocks[k]):
-                setattr(self, f"resnet_{k}_{b}", ResnetBlock(channels * multipliers[k]))
-            setattr(self, f"down_{k}", layers.Conv1D(channels * multipliers[k + 1], 2 * f + 1,
-                                                     strides=f, padding="same"))
+            track(self, {f"resnet_{k}_{b}": ResnetBlock(channels * multipliers[k])
+                         for b in range(blocks[k])})       # network/tracking.py
+            track(self, {f"down_{k}": layers.Conv1D(channels * multipliers[k + 1], 2 * f + 1,
+                                                    strides=f, padding="same")})
         self.to_latent = layers.Conv1D(latent_channels, 1)
 
     def call(self, audio):

@@ -22,6 +22,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from network.tracking import track
+
 
 def _groups(channels: int) -> int:
     return math.gcd(channels, 8)
@@ -108,8 +110,7 @@ class Level(layers.Layer):
             f = down_factor
             self.down = layers.Conv1D(channels, 2 * f + 1 if f > 1 else 3, strides=f,
                                       padding="same")
-        for k in range(items):
-            setattr(self, f"resnet_{k}", ResnetBlock(channels))
+        track(self, {f"resnet_{k}": ResnetBlock(channels) for k in range(items)})
         self.attn = TransformerBlock(channels, heads, head_features, attention, cross) \
             if attention or cross else None
         if up_factor:
@@ -145,12 +146,12 @@ class UNet1D(keras.Model):
         self.downsampling = patch * math.prod(factors)          # lengths must divide by this
         self.embed = StepEmbedding(channels[0], step_scale)
         self.stem = layers.Conv1D(channels[0], 7, padding="same")
-        for i in range(depth):
-            setattr(self, f"down_{i}", Level(channels[i], items[i], attentions[i], cross[i], heads,
-                                             head_features, down_factor=factors[i]))
-            setattr(self, f"up_{i}", Level(channels[i], items[i], attentions[i], cross[i], heads,
-                                           head_features, up_factor=factors[i],
-                                           out_channels=channels[max(i - 1, 0)]))
+        for i in range(depth):                                  # network/tracking.py
+            track(self, {f"down_{i}": Level(channels[i], items[i], attentions[i], cross[i], heads,
+                                            head_features, down_factor=factors[i]),
+                         f"up_{i}": Level(channels[i], items[i], attentions[i], cross[i], heads,
+                                          head_features, up_factor=factors[i],
+                                          out_channels=channels[max(i - 1, 0)])})
         self.mid = Level(channels[-1], 2, True, cross[-1], heads, head_features)
         self.head_norm = layers.GroupNormalization(_groups(channels[0]))
         self.head = layers.Conv1D(in_channels * patch, 3, padding="same",

@@ -21,6 +21,8 @@ import math
 import keras
 from keras import layers, ops
 
+from network.tracking import track
+
 
 def step_encoding(step, dim: int):
     """[cos(t·ω_k), sin(t·ω_k)], ω_k = 10000^(−k/(dim/2)), k = 0..dim/2−1 (diffusers' Timesteps
@@ -109,9 +111,8 @@ class UNet2D(keras.Model):
         self._name_nested_layers()
 
     def _name_nested_layers(self):
-        """tf.train.Checkpoint only follows attributes: layers kept in the lists/tuples above
-        would be missing from checkpoints (only the EMA copy would survive). Every nested
-        layer also gets a stable attribute name (same objects, same variable order)."""
+        """Every layer nested in the lists/tuples above also gets a stable attribute name
+        (network/tracking.py: checkpoints follow attributes only)."""
         named = {"step_mlp_0": self.step_mlp[0], "step_mlp_1": self.step_mlp[1]}
         for i, layer in enumerate(self.mid):
             named[f"mid_{i}"] = layer
@@ -123,8 +124,7 @@ class UNet2D(keras.Model):
                         named[f"{kind}_{level}_attention_{j}"] = attn
                 if sample is not None:
                     named[f"{kind}_{level}_sample"] = sample
-        for name, layer in named.items():
-            setattr(self, name, layer)
+        track(self, named)
 
     @property
     def downsampling(self) -> int:

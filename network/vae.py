@@ -16,6 +16,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from network.tracking import track
+
 
 class VAEResBlock(layers.Layer):
     def __init__(self, channels, groups, **kwargs):
@@ -46,16 +48,16 @@ class KLAutoencoder(keras.Model):
         last = len(channels) - 1
         self.enc_in = layers.Conv2D(channels[0], 3, padding="same")
         for i, c in enumerate(channels):            # attributes, so checkpoints see them
-            setattr(self, f"enc_block_{i}", VAEResBlock(c, norm_groups))
+            track(self, {f"enc_block_{i}": VAEResBlock(c, norm_groups)})   # network/tracking.py
             if i < last:
-                setattr(self, f"enc_down_{i}", layers.Conv2D(c, 3, strides=2, padding="same"))
+                track(self, {f"enc_down_{i}": layers.Conv2D(c, 3, strides=2, padding="same")})
         self.enc_norm = layers.GroupNormalization(norm_groups, epsilon=1e-6)
         self.enc_out = layers.Conv2D(2 * latent_channels, 3, padding="same")
         self.dec_in = layers.Conv2D(channels[-1], 3, padding="same")
         for i, c in enumerate(reversed(channels)):
-            setattr(self, f"dec_block_{i}", VAEResBlock(c, norm_groups))
+            track(self, {f"dec_block_{i}": VAEResBlock(c, norm_groups)})
             if i < last:
-                setattr(self, f"dec_up_{i}", layers.Conv2D(c, 3, padding="same"))
+                track(self, {f"dec_up_{i}": layers.Conv2D(c, 3, padding="same")})
         self.dec_norm = layers.GroupNormalization(norm_groups, epsilon=1e-6)
         self.dec_out = layers.Conv2D(in_channels, 3, padding="same")
 

@@ -24,6 +24,7 @@ from keras import layers, ops
 
 from network.diffwave import fused, reference
 from network.diffwave.select import choose_impl
+from network.tracking import track
 
 EMBED_DIM = 128     # sinusoidal step encoding width (64 sin + 64 cos)
 HIDDEN_DIM = 512    # step-embedding MLP width
@@ -130,10 +131,8 @@ class DiffWave(keras.Model):
         self.skip_projection = _conv1x1(C, "skip_projection")                   # C → C
         self.output_projection = _conv1x1(1, "output_projection",              # C → 1, zero init
                                           kernel_initializer="zeros")
-        # tf.train.Checkpoint follows attributes only, not layers kept in lists: name them too
-        # (same objects and variable order), or checkpoints would miss the raw block weights.
-        for layer in self.blocks + self.upsampler:
-            setattr(self, layer.name, layer)
+        # Checkpoints follow attributes, not lists: name the blocks too (network/tracking.py).
+        track(self, {layer.name: layer for layer in self.blocks + self.upsampler})
 
     @classmethod
     def from_params(cls, params, **kwargs):
