@@ -6,7 +6,7 @@
     options: --embedding birdnet | SAVEDMODEL_DIR [--embedding-rate HZ --embedding-window S
              --embedding-output KEY] · --cache DIR · --digit-classifier DIR
 
-Embeddings: BirdNET V2.4 (evaluation/birdnet.py), every clip cut into segments of --seconds
+The work is in evaluation/report.py. Embeddings: BirdNET V2.4 (evaluation/birdnet.py), every clip cut into segments of --seconds
 (≤ 3 s) zero-padded to the model's window. The reference is split into halves by alternating
 file (A: even positions, B: odd); A's statistics are what every set is compared with. Three
 sets are scored in the same run so the figures can be read: the generated clips, real clips
@@ -26,22 +26,14 @@ file's path, size and mtime, the embedding model and the segment length.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from params import quiet_tensorflow  # noqa: E402
 
-import numpy as np  # noqa: E402
-
 ROOT = Path(__file__).resolve().parent
-CACHE_VERSION = 1
-NOISE_SEED = 1234
-GENERATION_BATCH = 16
 
 
 def parse_args(argv=None):
@@ -87,285 +79,6 @@ def check_args(args):
         raise ValueError(f"--seconds must be > 0, got {args.seconds}")
 
 
-# ---- embedding sets ------------------------------------------------------------------------
-
-def mono(audio):
-    return np.asarray(audio, np.float32).reshape(len(audio), -1).mean(axis=1)
-
-
-def rms(audio) -> float:
-    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
-
-
-def embed_clips(clips, embedder, segment):
-    """[(audio [T], rate)] → (embeddings [W, d], logits [W, C] or None)."""
-    from evaluation.birdnet import clip_windows
-    windows = [clip_windows(audio, rate, embedder, segment) for audio, rate in clips]
-    return embedder(np.concatenate(windows))
-
-
-def describe(embeddings, logits, reference, labels=None):
-    """FAD against reference half A, IS-style score and top classes of one set."""
-    from evaluation.metrics import frechet_distance, gaussian_stats, inception_score, \
-        normalized_sigmoid
-    from evaluation.birdnet import top_classes
-    mu, sigma = gaussian_stats(embeddings)
-    result = {"windows": int(len(embeddings)),
-              "fad": frechet_distance(mu, sigma, reference["a_mu"], reference["a_sigma"])}
-    if logits is not None:
-        result["is"] = inception_score(normalized_sigmoid(logits))
-        result["top_classes"] = top_classes(logits, labels)
-    return result
-
-
-def fingerprint(sources, embedder, segment):
-    files = []
-    for s in sources:
-        stat = os.stat(s.path)
-        files.append([os.path.abspath(s.path), stat.st_size, stat.st_mtime_ns, s.label])
-    return {"version": CACHE_VERSION, "model": embedder.id, "segment_seconds": segment,
-            "split": "alternate files: A even, B odd", "files": files}
-
-
-def cache_path(cache_dir, origin, embedder, segment):
-    from data.cache import cache_root
-    root = cache_root(cache_dir) / "fad"
-    key = hashlib.sha1(f"{os.path.abspath(origin)}|{embedder.id}|{segment}".encode())
-    return root / f"reference-{key.hexdigest()[:16]}.npz"
-
-
-def reference_stats(report, embedder, segment, cache_dir=None, log=print):
-    """Statistics of the reference halves (A: μ, Σ; B: embeddings, IS, top classes, clip
-    RMS), from the cache when its fingerprint matches, else computed and cached."""
-    from data.audio_io import read
-    from evaluation.metrics import gaussian_stats, inception_score, normalized_sigmoid
-    from evaluation.birdnet import top_classes
-    sources = report.sources
-    key = fingerprint(sources, embedder, segment)
-    path = cache_path(cache_dir, report.origin, embedder, segment)
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                cached = {k: f[k] for k in f.files}
-            old = json.loads(str(cached.pop("fingerprint")))
-            if old == key:
-                log(f"reference: cache hit {path}")
-                return {**cached, "b_top": json.loads(str(cached["b_top"]))}
-            before = {f[0]: f[1:] for f in old["files"]}
-            now = {f[0]: f[1:] for f in key["files"]}
-            changed = sum(before.get(p) != now.get(p) for p in set(before) | set(now))
-            log(f"reference: cache stale ({changed} file(s) changed, added or removed) — "
-                f"recomputing")
-        except (OSError, ValueError, KeyError) as e:
-            log(f"reference: unreadable cache {path} ({e.__class__.__name__}) — recomputing")
-    if len(sources) < 2:
-        raise ValueError(f"{report.origin}: need at least 2 reference clips (split in halves)")
-    start = time.perf_counter()
-    halves = {}
-    for name, part in (("a", sources[0::2]), ("b", sources[1::2])):
-        clips = []
-        for s in part:
-            audio, rate = read(s.path)
-            clips.append((mono(audio), rate))
-        halves[name] = (clips, *embed_clips(clips, embedder, segment))
-        if len(halves[name][1]) < 2:
-            raise ValueError(f"{report.origin}: half {name.upper()} of the reference has "
-                             f"{len(halves[name][1])} window(s); need at least 2")
-    a_mu, a_sigma = gaussian_stats(halves["a"][1])
-    b_clips, b_embeddings, b_logits = halves["b"]
-    stats = {"a_mu": a_mu, "a_sigma": a_sigma, "a_windows": len(halves["a"][1]),
-             "a_files": len(halves["a"][0]), "b_files": len(b_clips),
-             "b_embeddings": b_embeddings.astype(np.float32),
-             "b_rms": np.array([rms(a) for a, _ in b_clips]),
-             "b_seconds": np.array([len(a) / r for a, r in b_clips]),
-             "b_is": inception_score(normalized_sigmoid(b_logits)) if b_logits is not None
-             else np.nan,
-             "b_top": top_classes(b_logits, embedder.labels) if b_logits is not None else []}
-    log(f"reference: embedded {len(sources)} clips in {time.perf_counter() - start:.1f} s")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(temporary, fingerprint=json.dumps(key),
-                 **{**stats, "b_top": json.dumps(stats["b_top"])})
-        os.replace(temporary, path)
-    except OSError as e:
-        log(f"reference: cannot write the cache {path} ({e.strerror}); continuing without")
-    return stats
-
-
-# ---- the sets that are scored --------------------------------------------------------------
-
-def generate(loaded, num, seconds, seed):
-    """num clips from a loaded run (fast sampler, EMA weights; batch i of 16 uses seed + i):
-    ([(audio, rate)], balanced labels 0, 1, …, 0, 1, … for a class-conditional run, else None)."""
-    import tensorflow as tf
-    from diffusion.core.schedulers import build_scheduler
-    params, family, model = loaded
-    rate = params.data.sample_rate
-    length = max(1, int(round(seconds * rate)))
-    scheduler = build_scheduler(params, "fast")
-    labels = np.arange(num) % params.network.num_classes if family.conditioning == "class" \
-        else None
-    audio = []
-    for i, first in enumerate(range(0, num, GENERATION_BATCH)):
-        n = min(GENERATION_BATCH, num - first)
-        cond = {} if labels is None else {"label": tf.constant(labels[first:first + n])}
-        x = family.sample(model, scheduler, [n, length, 1], cond, seed + i)
-        audio.extend(np.clip(x.numpy()[..., 0], -1.0, 1.0))
-    return [(a, rate) for a in audio], labels
-
-
-def read_generated(directory):
-    from data.audio_io import read
-    from data.sources import find_sources
-    sources = find_sources(directory).sources
-    clips = []
-    for s in sources:
-        audio, rate = read(s.path)
-        clips.append((mono(audio), rate))
-    labels = np.array([s.label for s in sources])
-    return clips, (labels if np.all(labels >= 0) else None)
-
-
-def white_noise(clips, levels, seed=NOISE_SEED):
-    """White noise shaped like `clips` (same lengths and rates), RMS cycling through `levels`."""
-    rng = np.random.default_rng(seed)
-    noise = []
-    for i, (audio, rate) in enumerate(clips):
-        x = rng.standard_normal(len(audio))
-        noise.append(((x * levels[i % len(levels)] / rms(x)).astype(np.float32), rate))
-    return noise
-
-
-def write_samples(directory, clips, labels):
-    import soundfile as sf
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "metadata.jsonl"), "w") as f:
-        for i, (audio, rate) in enumerate(clips):
-            name = f"sample_{i:04d}.wav"
-            sf.write(os.path.join(directory, name), audio, rate, subtype="PCM_16")
-            row = {"path": name} if labels is None else {"path": name, "label": int(labels[i])}
-            f.write(json.dumps(row) + "\n")
-
-
-# ---- report ---------------------------------------------------------------------------------
-
-def markdown(report) -> str:
-    ref, sets = report["reference"], report["sets"]
-    lines = [f"# Evaluation of {report['generated']}", "",
-             f"Reference `{ref['origin']}`: {ref['files']} clips; FAD against half A "
-             f"({ref['a_files']} clips, {ref['a_windows']} windows). Embedding "
-             f"`{report['embedding']['id']}`, segments of {report['segment_seconds']:g} s.", "",
-             "| set | windows | FAD ↓ | IS-style ↑ | digit accuracy | top classes |",
-             "| --- | ---: | ---: | ---: | ---: | --- |"]
-    for name, title in (("generated", "generated"), ("real", "real (reference half B)"),
-                        ("noise", "white noise, matched RMS")):
-        s = sets[name]
-        score = f"{s['is']:.3f}" if s.get("is") is not None else "–"
-        acc = s.get("digit_accuracy")
-        acc = f"{100 * acc['overall']:.1f} %{acc.get('note', '')}" if acc else "–"
-        top = ", ".join(f"{n} {p:.3f}" for n, p in s.get("top_classes", []))
-        lines.append(f"| {title} | {s['windows']} | {s['fad']:.3f} | {score} | {acc} | {top} |")
-    per_class = (sets["generated"].get("digit_accuracy") or {}).get("per_class")
-    if per_class:
-        lines += ["", "| digit | " + " | ".join(map(str, per_class)) + " |",
-                  "| --- |" + " ---: |" * len(per_class),
-                  "| accuracy | " + " | ".join(f"{100 * v:.0f} %" for v in per_class.values())
-                  + " |"]
-    for note in report["notes"]:
-        lines += ["", note]
-    lines += ["", f"Wall time {report['seconds']:.1f} s."]
-    return "\n".join(lines) + "\n"
-
-
-def score(clips, labels, reference, embedder, segment, classifier_dir, log=print):
-    """The three sets' figures ({"generated", "real", "noise"}) and notes for the report."""
-    from evaluation.metrics import frechet_distance, gaussian_stats
-    noise = white_noise(clips, reference["b_rms"])
-    sets, t = {}, time.perf_counter()
-    for name, group in (("generated", clips), ("noise", noise)):
-        sets[name] = describe(*embed_clips(group, embedder, segment), reference, embedder.labels)
-    log(f"embedded {sets['generated']['windows'] + sets['noise']['windows']} windows in "
-        f"{time.perf_counter() - t:.1f} s")
-    real = reference["b_embeddings"]           # evenly spaced over B, n as the generated set
-    real = real[np.unique(np.linspace(0, len(real) - 1, sets["generated"]["windows"]).round()
-                          .astype(int))]
-    mu, sigma = gaussian_stats(real)
-    sets["real"] = {"windows": int(len(real)),
-                    "fad": frechet_distance(mu, sigma, reference["a_mu"], reference["a_sigma"])}
-    if not np.isnan(reference["b_is"]):
-        sets["real"].update({"is": float(reference["b_is"]), "top_classes": reference["b_top"]})
-    notes = [f"IS-style score of the real set over all of half B ({reference['b_files']} clips)."]
-    if sets["real"]["windows"] < sets["generated"]["windows"]:
-        notes.append("Half B has fewer windows than the generated set: its FAD is at a "
-                     "smaller n (biased upwards).")
-    if labels is None:
-        return sets, notes
-    try:
-        from evaluation.digit_classifier import DigitClassifier
-        classifier = DigitClassifier.load(classifier_dir)
-    except ValueError as e:
-        notes.append(f"Digit accuracy: n/a — {e}; train one with "
-                     f"`python evaluate.py --train-digit-classifier`.")
-        log(f"warning: no digit accuracy: {e}")
-        return sets, notes
-    sets["generated"]["digit_accuracy"] = classifier.accuracy_on_clips(clips, labels)
-    sets["noise"]["digit_accuracy"] = classifier.accuracy_on_clips(noise, labels)
-    sets["real"]["digit_accuracy"] = {"overall": classifier.heldout_accuracy,
-                                      "count": classifier.config["heldout_count"],
-                                      "note": " (classifier's held-out)"}
-    return sets, notes
-
-
-def evaluate(args, log=print):
-    from data.sources import find_sources
-    from evaluation.birdnet import load_embedder
-    start = time.perf_counter()
-    ref_sources = find_sources(args.reference)
-    loaded = None
-    if args.run is not None:                         # a missing/broken run fails before work
-        from diffusion.families.registry import load_run
-        loaded = load_run(args.run)
-        if loaded[1].conditioning == "mel" and args.generated is None:
-            raise ValueError(f"{args.run} is a mel vocoder: evaluate its outputs with "
-                             f"--generated DIR")
-    segment = args.seconds or 1.0
-    if args.generated is not None:
-        clips, labels = read_generated(args.generated)
-        if len(clips) < 2:
-            raise ValueError(f"{args.generated}: need at least 2 generated clips")
-        segment = args.seconds or float(np.median([len(a) / r for a, r in clips]))
-    embedder = load_embedder(args.embedding, args.embedding_rate, args.embedding_window,
-                             args.embedding_output)
-    segment = min(segment, embedder.window / embedder.sample_rate)
-    reference = reference_stats(ref_sources, embedder, segment, args.cache, log)
-    out = args.out or (os.path.join(args.run, "eval") if args.generated is None else "out/eval")
-    if args.generated is None:
-        t = time.perf_counter()
-        clips, labels = generate(loaded, args.num, segment, args.seed)
-        log(f"generated {len(clips)} clips of {segment:g} s in {time.perf_counter() - t:.1f} s")
-        write_samples(os.path.join(out, "samples"), clips, labels)
-    sets, notes = score(clips, labels, reference, embedder, segment, args.digit_classifier, log)
-    if loaded is not None and loaded[1].conditioning == "class" and labels is None:
-        notes.append(f"{args.run} is class-conditional but {args.generated} has no labels "
-                     f"(metadata.jsonl): no digit accuracy.")
-    report = {"generated": args.generated or args.run, "run": args.run, "num": len(clips),
-              "segment_seconds": segment,
-              "reference": {"origin": ref_sources.origin, "files": len(ref_sources.sources),
-                            "a_files": int(reference["a_files"]),
-                            "a_windows": int(reference["a_windows"]),
-                            "b_files": int(reference["b_files"])},
-              "embedding": {"id": embedder.id, "sample_rate": embedder.sample_rate,
-                            "window": embedder.window},
-              "sets": sets, "notes": notes, "seconds": time.perf_counter() - start}
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "report.json"), "w") as f:
-        json.dump(report, f, indent=2)
-    with open(os.path.join(out, "report.md"), "w") as f:
-        f.write(markdown(report))
-    return report, out
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     quiet_tensorflow()
@@ -383,6 +96,7 @@ def main(argv=None) -> int:
                   f"({clf.config['heldout_count']} clips, {clf.config['split']}); "
                   f"trained in {clf.config['train_seconds']:.0f} s; saved to {out}")
             return 0
+        from evaluation.report import evaluate
         report, out = evaluate(args)
     except (RunError, DataError, AudioError, EmbeddingError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

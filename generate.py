@@ -161,12 +161,59 @@ def spectrogram_png(audio) -> bytes:
     return tf.io.encode_png(image).numpy()
 
 
+def read_inputs(args, family, model, rate):
+    """(cond, shape of x_T, seconds asked, init x₀ or None, --slerp's x₀ or None, --noise x_T
+    or None) from the options; ValueError / AudioError / OSError on bad input."""
+    from data.features import read_mono
+    seconds, init, other, noise = args.seconds, None, None, None
+    source = None if args.from_audio is None else read_mono(args.from_audio, rate)
+    cond = family.condition(args, model, source)
+    shape = family.sample_shape(args.num, args.seconds, cond)
+    if family.reconstructs:                 # a DiffAE: encode → decode from pure noise
+        seconds = len(source) / rate
+    elif source is not None:
+        init = family.from_audio(source, args.num)
+        shape = list(init.shape)
+    if args.slerp is not None:
+        other = family.from_audio(read_mono(args.slerp, rate), args.num)
+        if other.shape != init.shape:
+            raise ValueError(f"{args.slerp}: gives x₀ {other.shape}, --from-audio gives "
+                             f"{init.shape}")
+    if args.noise is not None:
+        noise = np.load(args.noise).astype(np.float32)
+        if list(noise.shape) != list(shape):
+            raise ValueError(f"{args.noise}: x_T must be {list(shape)} (--num, --seconds), "
+                             f"got {list(noise.shape)}")
+    return cond, shape, seconds, init, other, noise
+
+
+def progress_bar(sampler):
+    """progress(i, total) drawing a bar on a terminal's stderr (nothing otherwise)."""
+    def progress(i, total):
+        if not sys.stderr.isatty():
+            return
+        bar = "#" * (20 * i // total)
+        print(f"\r{sampler} [{bar:<20s}] step {i}/{total}", end="", file=sys.stderr,
+              flush=True)
+    return progress
+
+
+def write_clips(args, audio, images, rate) -> None:
+    """OUT/<run>_<sampler>_seed<S>_<i>.wav and a .png each (the image, or a spectrogram)."""
+    import soundfile as sf
+    import tensorflow as tf
+    stem = os.path.basename(os.path.normpath(args.run))
+    for i, clip in enumerate(audio):
+        base = os.path.join(args.out, f"{stem}_{args.sampler}_seed{args.seed}_{i}")
+        sf.write(base + ".wav", clip, rate, subtype="PCM_16")
+        with open(base + ".png", "wb") as f:
+            f.write(spectrogram_png(clip) if images is None else
+                    tf.io.encode_png(images[i][..., None]).numpy())
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     quiet_tensorflow()
-    import soundfile as sf
-    import tensorflow as tf
-
     from diffusion.core.sampling import chunked, edge_mask, encode, slerp
     from diffusion.core.schedulers import build_scheduler
     from diffusion.families.base import Request
@@ -188,28 +235,9 @@ def main(argv=None) -> int:
             return 2
     scheduler = build_scheduler(params, args.sampler, args.steps, args.eta)
     rate = params.data.sample_rate
-    seconds, init = args.seconds, None
     from data.audio_io import AudioError
-    from data.features import read_mono
     try:
-        source = None if args.from_audio is None else read_mono(args.from_audio, rate)
-        cond = family.condition(args, model, source)
-        shape = family.sample_shape(args.num, args.seconds, cond)
-        if family.reconstructs:                 # a DiffAE: encode → decode from pure noise
-            seconds = len(source) / rate
-        elif source is not None:
-            init = family.from_audio(source, args.num)
-            shape = list(init.shape)
-        if args.slerp is not None:
-            other = family.from_audio(read_mono(args.slerp, rate), args.num)
-            if other.shape != init.shape:
-                raise ValueError(f"{args.slerp}: gives x₀ {other.shape}, --from-audio gives "
-                                 f"{init.shape}")
-        if args.noise is not None:
-            noise = np.load(args.noise).astype(np.float32)
-            if list(noise.shape) != list(shape):
-                raise ValueError(f"{args.noise}: x_T must be {list(shape)} (--num, --seconds), "
-                                 f"got {list(noise.shape)}")
+        cond, shape, seconds, init, other, noise = read_inputs(args, family, model, rate)
     except (AudioError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -217,14 +245,6 @@ def main(argv=None) -> int:
     chunk = int(args.chunk_seconds * rate)
     if chunk and hasattr(model, "receptive_field") and shape[1] > 2 * chunk and "mel" not in cond:
         denoise = chunked(denoise, chunk, (model.receptive_field - 1) // 2)
-
-    def progress(i, total):
-        if not sys.stderr.isatty():
-            return
-        bar = "#" * (20 * i // total)
-        print(f"\r{args.sampler} [{bar:<20s}] step {i}/{total}", end="", file=sys.stderr,
-              flush=True)
-
     start = time.perf_counter()
     known = None
     if args.mask_start or args.mask_end:      # keep those seconds of the input at every step
@@ -238,11 +258,9 @@ def main(argv=None) -> int:
         if args.slerp:
             noise = slerp(noise, encode(denoise, scheduler, other).numpy(), args.alpha)
         init = None
-    elif args.noise is None:
-        noise = None
     x = family.sample(model, scheduler, shape, seed=args.seed, denoise=denoise,
-                      progress=progress, init=init, strength=args.strength, noise=noise,
-                      known=known).numpy()
+                      progress=progress_bar(args.sampler), init=init, strength=args.strength,
+                      noise=noise, known=known).numpy()
     request = Request(args.num, seconds, args.seed, args.decode_steps)
     audio, images = family.to_audio(x, request)  # Griffin-Lim for mel images; DiffAE decoding
     if vocoder is not None:                     # neural vocoder instead of Griffin-Lim
@@ -258,13 +276,7 @@ def main(argv=None) -> int:
     elapsed = time.perf_counter() - start
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    stem = os.path.basename(os.path.normpath(args.run))
-    for i, clip in enumerate(audio):
-        base = os.path.join(args.out, f"{stem}_{args.sampler}_seed{args.seed}_{i}")
-        sf.write(base + ".wav", clip, rate, subtype="PCM_16")
-        with open(base + ".png", "wb") as f:
-            f.write(spectrogram_png(clip) if images is None else
-                    tf.io.encode_png(images[i][..., None]).numpy())
+    write_clips(args, audio, images, rate)
     length = audio.shape[1]
     seconds = args.num * length / rate
     steps = scheduler.start_index(args.strength) + 1 if init is not None \

@@ -183,32 +183,15 @@ def check_init_from(other_run, params) -> None:
                           f"({'; '.join(diffs[:3])})")
 
 
-def run_vae_training(args, params, dataset) -> int:
-    """mel-vae: reconstruction + KL, not a diffusion objective, so its own one-device loop."""
-    from diffusion.training.engine import TrainError
-    from diffusion.families.mel.vae import train_vae
-    until = params.train.max_steps if args.steps is None else args.steps
-    try:
-        if args.init_from or args.strategy in ("mirrored", "multiworker"):
-            raise ParamsError("mel-vae runs train on one device from their own start "
-                              "(no --init-from; --strategy auto or one_device)")
-        status, step = train_vae(params, args.run, dataset, until)
-    except (TrainError, ValueError) as e:
-        print(f"\nerror: {e}", file=sys.stderr)
-        return 2
-    print(f"{status}: step {step}; checkpoints in {os.path.join(args.run, 'checkpoints')}; "
-          f"use it with --model mel-unet --set vae_run={args.run}")
-    return 0
-
-
 def run_training(args, params, strategy, dataset, prepared=None) -> int:
-    from diffusion.families.registry import FAMILIES
-    if params.model not in FAMILIES:        # mel-vae: an autoencoder, its own loop
-        return run_vae_training(args, params, dataset)
-    from diffusion.families.registry import family_for
+    from diffusion.families.registry import trainable_for
     from diffusion.training.engine import TrainError, Trainer
-    family = family_for(params)
+    family = trainable_for(params)
     until = params.train.max_steps if args.steps is None else args.steps
+    if family.single_device and (args.init_from or args.strategy in ("mirrored", "multiworker")):
+        print(f"error: {params.model} runs train on one device from their own start "
+              f"(no --init-from; --strategy auto or one_device)", file=sys.stderr)
+        return 2
     try:                # e.g. diffgen: its frozen autoencoder and cached text states
         line = family.prepare_training(prepared)
     except ValueError as e:
@@ -232,6 +215,8 @@ def run_training(args, params, strategy, dataset, prepared=None) -> int:
         return 2
     print(f"{status}: step {trainer.step}; checkpoints in {trainer.manager.directory}; "
           f"TensorBoard: tensorboard --logdir {os.path.join(args.run, 'logs')}")
+    if family.next_step(args.run):
+        print(family.next_step(args.run))
     return 0
 
 

@@ -51,6 +51,18 @@ class Scheduler:
 
 
 class AncestralScheduler(Scheduler):
+    """DDPM's ancestral sampler (Ho et al. 2020, Alg. 2; DiffWave Alg. 2 with its fast schedule).
+
+    Notation (code → paper):
+        eps          → ε_θ(x_n, t_n), the network's noise estimate
+        x            → x_n          (the return value: x_{n−1})
+        noise        → z ~ N(0, I)
+        self.c1[n]   → 1/√α'_n      (α'_n = 1 − β'_n)
+        self.c2[n]   → β'_n/√(1 − ᾱ'_n)
+        self.sigma[n] → σ_n = √β̃_n = √((1 − ᾱ'_{n−1})/(1 − ᾱ'_n)·β'_n), σ_0 = 0 (or √β'_n)
+        model_steps  → t_n, the network's step (fractional on DiffWave's fast schedule)
+    """
+
     def __init__(self, schedule, variance: str = "beta_tilde"):
         if variance not in ("beta_tilde", "beta"):
             raise ValueError(f"variance must be beta_tilde or beta, got {variance!r}")
@@ -79,11 +91,27 @@ class AncestralScheduler(Scheduler):
 
     def step(self, eps, n, x, noise):
         """One ancestral step from inference index n (a scalar int tensor) → index n−1."""
+        # 1. the posterior mean μ_θ(x_n) = (x_n − β'_n/√(1 − ᾱ'_n)·ε̂)/√α'_n
+        # 2. plus σ_n z (σ_0 = 0: the last step adds no noise)
         x = self.c1[n] * (x - self.c2[n] * eps) + self.sigma[n] * noise
+        # 3. clamp to [−1, 1] after every step, as the DiffWave reference
         return tf.clip_by_value(x, -1.0, 1.0)
 
 
 class DDIMScheduler(Scheduler):
+    """DDIM (Song et al. 2020, eq. 12), after diffusers' scheduling_ddim.py.
+
+    Notation (code → paper):
+        eps            → ε_θ(x_τn, τ_n)
+        x              → x_τn          (the return value: x_τ(n−1))
+        alpha_bar      → ᾱ_τn          (tf_alpha_bars[n]; diffusers' alpha_prod_t)
+        prev           → ᾱ_τ(n−1)      (tf_prev[n], 1 below n = 0; alpha_prod_t_prev)
+        x0             → x̂₀ = "predicted x_0"
+        sigma          → σ_n = η·√((1 − ᾱ_prev)/(1 − ᾱ_τn))·√(1 − ᾱ_τn/ᾱ_prev)
+        direction      → √(1 − ᾱ_prev − σ_n²)·ε̂, "direction pointing to x_t"
+        noise          → z ~ N(0, I)   (unused when η = 0)
+    """
+
     def __init__(self, schedule, eta: float = 0.0, clip: bool = True):
         if eta < 0.0:
             raise ValueError(f"eta must be >= 0, got {eta}")
@@ -114,9 +142,14 @@ class DDIMScheduler(Scheduler):
         return tf.clip_by_value(x0, -1.0, 1.0) if self.clip else x0
 
     def step(self, eps, n, x, noise):
+        # 1. ᾱ_prev and σ_n of this index (precomputed in set_timesteps)
         prev, sigma = self.tf_prev[n], self.sigma[n]
+        # 2. "predicted x_0" x̂₀ = (x − √(1 − ᾱ_τn)·ε̂)/√ᾱ_τn, clipped (predict_x0)
+        x0 = self.predict_x0(eps, n, x)
+        # 3. "direction pointing to x_t"
         direction = tf.sqrt(tf.maximum(1.0 - prev - sigma ** 2, 0.0)) * eps
-        return tf.sqrt(prev) * self.predict_x0(eps, n, x) + direction + sigma * noise
+        # 4. x_τ(n−1) = √ᾱ_prev·x̂₀ + direction + σ_n z
+        return tf.sqrt(prev) * x0 + direction + sigma * noise
 
     def invert_step(self, eps, n, x):
         """Deterministic DDIM inversion, index n−1 → n (ᾱ 1 below index 0): the encoder."""
@@ -127,6 +160,16 @@ class DDIMScheduler(Scheduler):
 
 
 class VScheduler(Scheduler):
+    """The V sampler (v-diffusion; audio-diffusion-pytorch's VSampler).
+
+    Notation (code → paper):
+        v              → v̂_θ(x_σ, σ) = α ε − β x₀ (the network's output)
+        x              → x at σ_{n+1}  (the return value: x at σ_n)
+        tf_alpha[k]    → α_k = cos(σ_k π/2)        tf_beta[k] → β_k = sin(σ_k π/2)
+        x0             → x̂₀ = α x − β v̂          eps → ε̂ = β x + α v̂
+        model_steps    → σ_{n+1}, the network's step input
+    """
+
     def __init__(self, num_steps: int = 50, clip: bool = True):
         self.clip = clip                # clamp x̂₀ to [−1, 1] (audio and tanh latents live there)
         self.set_timesteps(num_steps)
@@ -149,9 +192,12 @@ class VScheduler(Scheduler):
 
     def step(self, v, n, x, noise=None):
         """From σ_{n+1} to σ_n; `noise` is unused (deterministic), kept for the interface."""
+        # 1. α, β at the current σ_{n+1}
         alpha, beta = self.tf_alpha[n + 1], self.tf_beta[n + 1]
+        # 2. x̂₀ = α x − β v̂ (clipped) and ε̂ = β x + α v̂
         x0 = self.predict_x0(v, n, x)
-        eps = beta * x + alpha * v                                              # ε̂
+        eps = beta * x + alpha * v
+        # 3. re-noise to σ_n: x = α_n x̂₀ + β_n ε̂
         return self.tf_alpha[n] * x0 + self.tf_beta[n] * eps
 
     def add_noise(self, x0, noise, n):

@@ -3,14 +3,15 @@
 A family is a network, an objective and a scheduler (after audio-diffusion-pytorch's
 `DiffusionModel`), with two verbs:
 
-    per_example = family.loss(objective, model, x0, cond, t, noise)      # the engine's step
+    per_example, metrics = family.loss(objective, model, x0, cond, draws, seed)   # a step
     x = family.sample(model, scheduler, shape, cond, seed, **options)    # x_T → x₀
 
 and the hooks below, each with a default here, so a new family overrides only what differs:
 
     build_model()                     the Keras network, built
     split_batch(batch)                a data batch → (x₀, conditioning dict)
-    training_draws(batch, seed)       extra per-example draws of a step (CFG's keep mask)
+    draw(objective, shape, seed)      a step's random draws for the global batch: t, ε and
+                                      training_draws(batch, seed) (CFG's keep mask)
     prepare_training(prepared)        one-off work before training (a line to print, or None)
     model_inputs(x_t, t, cond)        the network's input dict;  denoiser(model, cond) binds it
     add_arguments(parser)             generate.py's family options (class method)
@@ -51,6 +52,9 @@ class Family:
     samplers = ("fast", "ddpm", "ddim")  # the scheduler names generate.py accepts
     conditioning = "none"
     tensorboard_samples = True          # the engine logs two samples now and then
+    uses_ema = True                     # the engine keeps EMA weights (checkpoint: model, ema,
+                                        # optimizer, loss scale, data); False: model, optimizer,
+                                        # data (a VAE)
     reconstructs = False                # generate.py: --from-audio is reconstructed (DiffAE)
     makes_images = False                # to_audio also returns images (a vocoder can invert)
 
@@ -58,12 +62,27 @@ class Family:
     def training_draws(self, batch: int, seed) -> dict:
         return {}
 
+    single_device = False               # True: no MirroredStrategy / multi-worker, no --init-from
+
     def prepare_training(self, prepared):
         return None
 
-    def loss(self, objective, model, x0, cond, t, noise):
-        """Per-example loss of one micro-batch (the engine averages over the global batch)."""
-        return objective.loss(self.denoiser(model, cond, training=True), x0, t, noise)
+    def next_step(self, run_dir):
+        """A hint train.py prints after training (or None)."""
+        return None
+
+    def draw(self, objective, shape, seed) -> dict:
+        """The step's draws for the whole global batch `shape` (the engine slices out each
+        replica's and micro-batch's rows): t (or σ), ε and the family's own."""
+        t, noise = objective.draw(shape, seed)
+        return {"t": t, "noise": noise, **self.training_draws(shape[0], seed)}
+
+    def loss(self, objective, model, x0, cond, draws, seed):
+        """(per-example loss [B], {name: scalar} to log) of one micro-batch; the engine
+        averages the loss over the global batch."""
+        cond = {**cond, **{k: v for k, v in draws.items() if k not in ("t", "noise")}}
+        denoise = self.denoiser(model, cond, training=True)
+        return objective.loss(denoise, x0, draws["t"], draws["noise"]), {}
 
     # --- the network ---------------------------------------------------------------------
     def model_inputs(self, x_t, t, cond):

@@ -11,6 +11,7 @@ import os
 
 from diffusion.families.diffwave import DiffWaveFamily
 from diffusion.families.mel.family import MelUNetFamily
+from diffusion.families.mel.vae import MelVAEFamily
 from diffusion.families.text_to_audio.family import DiffAEFamily, DiffGenFamily
 from diffusion.training.checkpoints import RunError, latest_checkpoint, load_weights
 from diffusion.training.precision import apply_policy
@@ -40,6 +41,13 @@ def load_run(run_dir, use_ema: bool = True):
 
 FAMILIES = {"diffwave": DiffWaveFamily, "mel-unet": MelUNetFamily, "diffae": DiffAEFamily,
             "diffgen": DiffGenFamily}
+
+
+def trainable_for(params):
+    """The family train.py trains: a diffusion family, or the mel VAE (an autoencoder)."""
+    if params.model == "mel-vae":
+        return MelVAEFamily(params)
+    return family_for(params)
 
 
 def family_for(params):

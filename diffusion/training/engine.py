@@ -1,8 +1,12 @@
-"""The shared training loop: one tf.function step through strategy.run, EMA, checkpoints that
-resume exactly, TensorBoard, and clean stops.
+"""The one training loop of every model: one tf.function step through strategy.run, EMA,
+checkpoints that resume exactly, TensorBoard, and clean stops.
 
     trainer = Trainer(family, params, strategy, run_dir, dataset)
     status = trainer.train(until_step=1000)        # "done" | "stopped" (signal) | raises TrainError
+
+The family (diffusion/families/base.py) supplies the model, the step's random draws and the
+per-example loss: DiffWave, mel-UNet, DiffAE and DiffGen (a diffusion objective), and the
+mel VAE (reconstruction + KL, no EMA: diffusion/families/mel/vae.py).
 
 Exact resume: the checkpoint holds the model, the EMA weights, the optimizer (with its step),
 the loss scale and the tf.data iterator; every random draw of a step is stateless, keyed by
@@ -58,7 +62,7 @@ class Trainer:
         self.schedule = NoiseSchedule.from_params(params)
         # ε (DiffWave, mel) or v (text-to-audio families): the family chooses.
         self.objective = make_objective(family.objective, self.schedule,
-                                        params.diffusion.loss)
+                                        params.diffusion.loss) if family.objective else None
         fp16 = apply_policy(tp, "training") == "mixed_float16"
         keras.utils.set_random_seed(tp.seed)      # the initial weights are part of the run
         with strategy.scope():
@@ -66,7 +70,7 @@ class Trainer:
             self.optimizer = keras.optimizers.Adam(WarmupSchedule(tp.learning_rate,
                                                                   tp.warmup_steps))
             self.optimizer.build(self.model.trainable_variables)
-            self.ema = EMA(self.model, tp.ema_decay, tp.ema_power)
+            self.ema = EMA(self.model, tp.ema_decay, tp.ema_power) if family.uses_ema else None
             # Dynamic loss scale for fp16 (halved on overflow, doubled after 2000 good steps).
             self.loss_scale = tf.Variable(2.0 ** 15 if fp16 else 1.0, trainable=False)
             self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -78,9 +82,11 @@ class Trainer:
                              f"{replicas} replicas")
         self.per_replica = self.global_batch // replicas
         self.iterator = iter(dataset)
+        # The layout of every run's checkpoints (a VAE's: model, optimizer, data).
+        extra = dict(ema=self.ema, loss_scale=self.loss_scale, good_steps=self.good_steps) \
+            if family.uses_ema else {}
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                              ema=self.ema, loss_scale=self.loss_scale,
-                                              good_steps=self.good_steps, data=self.iterator)
+                                              data=self.iterator, **extra)
         # Non-chief workers write to a scratch directory, as tf.distribute prescribes.
         ckpt_dir = os.path.join(self.run_dir, "checkpoints")
         if not self.chief:
@@ -91,6 +97,7 @@ class Trainer:
             if self.chief else tf.summary.create_noop_writer()
         self._stop_signal = None
         self._step_fn = None
+        self.metrics = {}
 
     def _task_id(self):
         return getattr(getattr(self.strategy, "cluster_resolver", None), "task_id", 0)
@@ -138,51 +145,56 @@ class Trainer:
         total = self.global_batch * len(batches)
         seed = tf.stack([tf.cast(self.optimizer.iterations, tf.int32), self.params.train.seed])
         variables = self.model.trainable_variables
-        loss, grads = 0.0, None
+        loss, grads, metrics = 0.0, None, {}
         for i, batch in enumerate(batches):
             x0, cond = self.family.split_batch({k: mine(v) for k, v in batch.items()})
             if i == 0:   # t, ε (+ family draws, e.g. CFG's null text) for all micro-batches
                 shape = tf.concat([[total], tf.shape(x0)[1:]], axis=0)
-                all_t, all_noise = self.objective.draw(shape, seed)
-                extra = self.family.training_draws(total, seed)
+                all_draws = self.family.draw(self.objective, shape, seed)
             rows = slice(i * self.global_batch + start, i * self.global_batch + start +
                          self.per_replica)                         # this replica's slice
-            t, noise = all_t[rows], all_noise[rows]
-            cond = {**cond, **{k: v[rows] for k, v in extra.items()}}
+            draws = {k: v[rows] for k, v in all_draws.items()}
             with tf.GradientTape() as tape:
-                per_example = self.family.loss(self.objective, self.model, x0, cond, t, noise)
+                per_example, part_metrics = self.family.loss(self.objective, self.model, x0,
+                                                             cond, draws, seed)
                 part = tf.nn.compute_average_loss(per_example, global_batch_size=total)
                 scaled = part * self.loss_scale
             part_grads = tape.gradient(scaled, variables)
             loss = loss + part
             grads = part_grads if grads is None else [a + b for a, b in zip(grads, part_grads)]
-        return loss, grads
+            for k, v in part_metrics.items():                      # means of the micro-batches
+                metrics[k] = metrics.get(k, 0.0) + v / len(batches)
+        return loss, grads, metrics
 
     def _train_step(self, batch):
-        loss, grads = self.strategy.run(self._replica_step, args=(batch,))
+        loss, grads, metrics = self.strategy.run(self._replica_step, args=(batch,))
         sum_ = tf.distribute.ReduceOp.SUM
         loss = self.strategy.reduce(sum_, loss, axis=None)
+        metrics = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                   for k, v in metrics.items()}
         grads = [self.strategy.reduce(sum_, g, axis=None) / self.loss_scale for g in grads]
         norm = tf.linalg.global_norm(grads)
         grads, _ = tf.clip_by_global_norm(grads, self.params.train.grad_clip_norm, use_norm=norm)
         finite = tf.math.is_finite(norm)
         if finite:
             self.optimizer.apply(grads, self.model.trainable_variables)
-            self.ema.update(self.model, self.optimizer.iterations)
+            if self.ema is not None:
+                self.ema.update(self.model, self.optimizer.iterations)
             self.good_steps.assign_add(1)
             if self.loss_scale > 1.0 and self.good_steps % 2000 == 0:
                 self.loss_scale.assign(self.loss_scale * 2.0)
         elif self.loss_scale > 1.0:                       # fp16 overflow: skip, shrink the scale
             self.loss_scale.assign(tf.maximum(self.loss_scale / 2.0, 1.0))
             self.good_steps.assign(0)
-        return loss, norm, finite
+        return loss, norm, finite, metrics
 
     def run_step(self):
         if self._step_fn is None:
             accum = self.params.train.grad_accum_steps
             self._step_fn = tf.function(
                 lambda: self._train_step([next(self.iterator) for _ in range(accum)]))
-        loss, norm, finite = self._step_fn()
+        loss, norm, finite, metrics = self._step_fn()
+        self.metrics = {k: float(v) for k, v in metrics.items()}
         return float(loss), float(norm), bool(finite)
 
     # --- the loop --------------------------------------------------------------------------
@@ -217,8 +229,9 @@ class Trainer:
                                      f"{self.manager.latest_checkpoint or 'none'}")
                 step = self.step
                 rate = (step - start_step) / max(time.perf_counter() - t0, 1e-9)
-                line = (f"step {step}/{until_step}  loss {loss:.4f}  grad_norm {norm:.3f}  "
-                        f"{rate:.2f} steps/s  {rate * audio_per_step:.1f} audio-s/s")
+                extra = "".join(f"  {k} {v:.4f}" for k, v in self.metrics.items())
+                line = (f"step {step}/{until_step}  loss {loss:.4f}{extra}  grad_norm {norm:.3f}"
+                        f"  {rate:.2f} steps/s  {rate * audio_per_step:.1f} audio-s/s")
                 if step % tp.log_every == 0 or step == until_step:
                     self._log_scalars(step, loss, norm, rate)
                     if not tty:
@@ -250,6 +263,8 @@ class Trainer:
             tf.summary.scalar("train/grad_norm", norm)
             tf.summary.scalar("train/learning_rate", lr)
             tf.summary.scalar("train/steps_per_second", rate)
+            for k, v in self.metrics.items():
+                tf.summary.scalar(f"train/{k}", v)
 
     def _log_audio(self, step, sample_fn):
         with self.ema.swapped(self.model):

@@ -199,6 +199,27 @@ def _residual_core(U, e, cond, Wd, bd, Wo, bo, *, dilation, inv_scale):
 
     U [B,T,2C], e [B,1,C], cond None | [B,1,2C] | [B,T,2C], Wd [3,C,2C], bd [2C], Wo [C,2C],
     bo [2C], all in the compute dtype; inv_scale a float32 scalar tensor.
+
+    Notation (code → DiffWave paper, Fig. 2 / lmnt's ResidualBlock; layer i, dilation d):
+        U[..., :C]·inv_scale → x_i (the residual input)   U[..., C:] → Σ_{j<i} skip_j
+        e      → the step embedding's projection for this layer, Linear(512→C)(emb(t))
+        y      → x_i + e                                  Wd, bd → the dilated conv (k = 3, d)
+        cond   → the conditioner's projection (class or upsampled mel) added before the gate
+        H      → dilated_conv(y) + bd [+ cond] = [h_g | h_f]      (gate half first, as lmnt)
+        A      → [σ(h_g) | tanh(h_f)]                     z → σ(h_g)·tanh(h_f)
+        Wo, bo → the output 1×1 conv C→2C: [residual_i | skip_i], with the residual half
+                 pre-scaled so that U' = [x_{i+1}·2^((i+1)/2) | Σ_{j≤i} skip_j]
+        dout   → ∂L/∂U'     dz → ∂L/∂z     dH → ∂L/∂H     dy → ∂L/∂y
+
+    Forward:  1. y = x_i + e   2. H = conv_d(y; Wd) + bd (+ cond)   3. A = act(H), z = A_g·A_f
+              4. U' = U + z·Wo + bo (one GEMM with the bias and "+ U" fused).
+    Backward (the steps in `grad`, in reverse):
+              4'. ∂L/∂z = dout·Woᵀ;  ∂L/∂Wo = zᵀ·dout;  ∂L/∂bo = Σ dout
+              3'. dH = [dz·A_f·A_g(1 − A_g) | dz·A_g(1 − A_f²)]
+              2'. dy = conv_d(dH; Wd flipped and transposed) (a forward conv: Eigen has no
+                  dilated Conv2DBackpropInput);  ∂L/∂Wd over the shifted views of y;
+                  ∂L/∂bd = Σ dH;  ∂L/∂cond = dH (summed over T for a class condition)
+              1'. ∂L/∂U = dout + [dy·inv_scale | 0];  ∂L/∂e = Σ_T dy
     """
     C = U.shape[-1] // 2
     inputs = (U, e, Wd, bd, Wo, bo) + (() if cond is None else (cond,))
@@ -208,25 +229,29 @@ def _residual_core(U, e, cond, Wd, bd, Wo, bo, *, dilation, inv_scale):
         U, e, Wd, bd, Wo, bo = args[:6]
         cond = args[6] if len(args) > 6 else None
         B, T = tf.shape(U)[0], tf.shape(U)[1]
-        y = _layer_input(U, e, inv_scale)
+        y = _layer_input(U, e, inv_scale)                                      # 1.
         conv = tf.nn.conv2d(tf.reshape(y, tf.stack([B, 1, T, C])), Wd[None], 1, "SAME",
-                            dilations=[1, 1, dilation, 1])
+                            dilations=[1, 1, dilation, 1])                      # 2.
         H = tf.reshape(tf.nn.bias_add(conv, bd), tf.stack([B, T, 2 * C]))
-        A = _gate_act(H) if cond is None else _gate_act(H, cond)
+        A = _gate_act(H) if cond is None else _gate_act(H, cond)              # 3.
         z2d = tf.reshape(_gate_product(A), [-1, C])
         U2d = tf.reshape(U, [-1, 2 * C])
-        out = tf.reshape(tf.nn.bias_add(tf.matmul(z2d, Wo), bo) + U2d, tf.shape(U))
+        out = tf.reshape(tf.nn.bias_add(tf.matmul(z2d, Wo), bo) + U2d, tf.shape(U))   # 4.
 
         def grad(dout):
+            # 4'. back through the output projection
             dout2d = tf.reshape(dout, [-1, 2 * C])
             dz = tf.reshape(tf.matmul(dout2d, Wo, transpose_b=True), tf.stack([B, T, C]))
+            # 3'. back through the gate
             dH = _gate_grad(A, dz)
             dH2d = tf.reshape(dH, [-1, 2 * C])
+            # 2'. back through the dilated conv
             # ∂L/∂y(s) = Σ_k dH(s − (k−1)d)·W_kᵀ: the same 'same' dilated conv with W'_k = W_{2−k}ᵀ.
             # A forward conv, not Conv2DBackpropInput: Eigen (oneDNN off) has no dilated one.
             dy = tf.nn.conv2d(tf.reshape(dH, tf.stack([B, 1, T, 2 * C])), _flipped(Wd)[None], 1,
                               "SAME", dilations=[1, 1, dilation, 1])
             dy = tf.reshape(dy, tf.stack([B, T, C]))
+            # 1'. back to the stream U and the embedding e; the weight gradients
             grads = [_stream_grad(dout, dy, inv_scale), _time_sum(dy),
                      _dilated_kernel_grad(y, dH2d, dilation), _column_sum(dH2d),
                      tf.matmul(z2d, dout2d, transpose_a=True), _column_sum(dout2d)]

@@ -1,4 +1,4 @@
-"""The KL autoencoder (network/vae.py) of latent mel diffusion: its training loop and loading.
+"""The KL autoencoder (network/vae.py) of latent mel diffusion: its training family and loading.
 
     python train.py --model mel-vae --data dataset/chorales --run runs/vae --preset small \
         [--steps 2000] [--set network.channels=32,64,64] [--set kl_weight=1e-6]
@@ -9,21 +9,18 @@ A mel-vae run is a run like the others: params.json (the Mel, the data settings 
 architecture; the presets share the Mel of the mel-unet preset of the same name), checkpoints/
 (model, optimizer, data iterator) and logs/; re-running the command resumes. --data is an audio
 directory or a `python -m data.mel_images` directory. The objective is reconstruction + KL, not
-a diffusion one, so this is a small single-device Adam loop rather than diffusion/training/engine.py.
+a diffusion one: `MelVAEFamily` gives diffusion/training/engine.py its loss (one device, no EMA).
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import signal
 
-import keras
 import tensorflow as tf
 
 from data.mel import Mel
+from diffusion.families.base import Family
 from diffusion.training.checkpoints import latest_checkpoint, restore
-from diffusion.training.engine import TrainError, WarmupSchedule
 from params import MelParams, Params, ParamsError
 
 
@@ -74,66 +71,39 @@ def load_vae(run_dir, params):
     return vae
 
 
-def train_vae(params, run_dir, dataset, until_step: int, log=print):
-    """Trains until `until_step` → ("done" | "stopped", step). SIGINT/SIGTERM stop after the
-    current step with a checkpoint; a non-finite loss raises TrainError before its update."""
-    from network.vae import vae_loss
-    tp, n = params.train, params.network
-    keras.utils.set_random_seed(tp.seed)          # the initial weights are part of the run
-    vae = build_vae(params)
-    optimizer = keras.optimizers.Adam(WarmupSchedule(tp.learning_rate, tp.warmup_steps),
-                                      global_clipnorm=tp.grad_clip_norm)
-    optimizer.build(vae.trainable_variables)
-    iterator = iter(dataset)
-    checkpoint = tf.train.Checkpoint(model=vae, optimizer=optimizer, data=iterator)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(str(run_dir), "checkpoints"),
-                                         tp.keep_checkpoints)
-    if manager.latest_checkpoint:
-        restore(checkpoint, manager.latest_checkpoint, partial=False, error=TrainError,
-                what="cannot restore into the run's VAE")
-    step = int(optimizer.iterations)
-    log(f"model: mel-vae, {vae.count_params():,} parameters; "
-        + (f"resumed at step {step}" if step else "new run"))
-    mel = Mel.from_params(params)
+@dataclasses.dataclass
+class MelVAEFamily(Family):
+    """The mel VAE as the engine trains it: x₀ = the images, loss = L1 + kl_weight·KL, with
+    the reparameterisation noise keyed by the step's seed; no EMA, one device."""
+    params: object
 
-    @tf.function
-    def train_step():
-        x = mel.batch_images(next(iterator))                          # images in [−1, 1]
-        seed = tf.stack([tf.cast(optimizer.iterations, tf.int32), tp.seed])
-        with tf.GradientTape() as tape:
-            mean, logvar = vae.encode(x)
-            noise = tf.random.stateless_normal(tf.shape(mean), seed)
-            recon = vae.decode(mean + tf.exp(0.5 * logvar) * noise)   # reparameterisation
-            loss, rec, kl = vae_loss(x, recon, mean, logvar, n.kl_weight)
-        if tf.math.is_finite(loss):                  # a bad step leaves the weights intact
-            optimizer.apply(tape.gradient(loss, vae.trainable_variables),
-                            vae.trainable_variables)
-        return loss, rec, kl
+    objective = None                    # reconstruction + KL, not a diffusion objective
+    uses_ema = False
+    single_device = True
+    tensorboard_samples = False
 
-    stop = []
-    handlers = {s: signal.signal(s, lambda signum, _: stop.append(signal.Signals(signum).name))
-                for s in (signal.SIGINT, signal.SIGTERM)}
-    writer = tf.summary.create_file_writer(os.path.join(str(run_dir), "logs"))
-    try:
-        while step < until_step and not stop:
-            loss, rec, kl = (float(v) for v in train_step())
-            if not math.isfinite(loss):
-                raise TrainError(f"loss became {loss} at step {step}; stopped before the update;"
-                                 f" last good checkpoint: {manager.latest_checkpoint or 'none'}")
-            step = int(optimizer.iterations)
-            if step % tp.log_every == 0 or step == until_step:
-                log(f"step {step}/{until_step}  loss {loss:.4f}  l1 {rec:.4f}  kl {kl:.2f}")
-                with writer.as_default(step=step):
-                    for name, value in (("loss", loss), ("l1", rec), ("kl", kl)):
-                        tf.summary.scalar(f"train/{name}", value)
-            if step % tp.checkpoint_every == 0:
-                manager.save(checkpoint_number=step)
-        path = manager.save(checkpoint_number=step)
-    finally:
-        for s, h in handlers.items():
-            signal.signal(s, h)
-        writer.flush()
-    if stop:
-        log(f"{stop[0]}: stopped at step {step}; checkpoint {path}")
-        return "stopped", step
-    return "done", step
+    def build_model(self):
+        return build_vae(self.params)
+
+    @property
+    def mel(self):
+        if "_mel" not in self.__dict__:
+            self.__dict__["_mel"] = Mel.from_params(self.params)
+        return self.__dict__["_mel"]
+
+    def split_batch(self, batch):
+        return self.mel.batch_images(batch), {}                          # images in [−1, 1]
+
+    def draw(self, objective, shape, seed) -> dict:
+        return {}
+
+    def loss(self, objective, model, x0, cond, draws, seed):
+        from network.vae import vae_loss
+        mean, logvar = model.encode(x0)
+        noise = tf.random.stateless_normal(tf.shape(mean), seed)
+        recon = model.decode(mean + tf.exp(0.5 * logvar) * noise)       # reparameterisation
+        loss, rec, kl = vae_loss(x0, recon, mean, logvar, self.params.network.kl_weight)
+        return tf.fill(tf.shape(x0)[:1], loss), {"l1": rec, "kl": kl}
+
+    def next_step(self, run_dir) -> str:
+        return f"use it with --model mel-unet --set vae_run={run_dir}"
