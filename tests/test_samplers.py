@@ -145,3 +145,23 @@ def test_chunked_denoise_equals_whole_pass():
     np.testing.assert_allclose(pieces, whole, atol=1e-5)
     short = chunked(denoise, chunk=700, halo=halo // 4)(x, t).numpy()
     assert np.abs(short - whole).max() > 1e-4                  # a too-small halo is not exact
+
+
+def test_family_sample_traces_once_and_equals_sample():
+    """Family.sample keeps its compiled step per (model, scheduler config, rank): new seeds,
+    labels and equal schedulers reuse it, and the result is `sample`'s to the bit."""
+    from configs import get_preset
+    from diffusion.core.schedulers import build_scheduler
+    from diffusion.families.registry import family_for
+    from params import apply_overrides
+    params = apply_overrides(get_preset("tiny"), ["conditioning=class", "residual_layers=2"])
+    family = family_for(params)
+    model = family.build_model()
+    for seed, labels in ((0, [1, 2]), (3, [4, 5])):
+        cond = {"label": tf.constant(labels)}
+        got = family.sample(model, build_scheduler(params, "fast"), [2, 600, 1], cond, seed)
+        want = sample(family.denoiser(model, cond), build_scheduler(params, "fast"),
+                      [2, 600, 1], seed)
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    (step,) = [entry[1] for entry in family._steps.values()]
+    assert step.experimental_get_tracing_count() == 1

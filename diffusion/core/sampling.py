@@ -61,8 +61,20 @@ def slerp(x0, x1, alpha: float):
             np.sin(theta)).astype(np.float32)
 
 
+def traced_step(denoiser, scheduler):
+    """A reusable compiled step: step(x, n, seed, cond) → x at index n−1, with the network
+    `denoiser(cond)` (cond a dict of tensors, an argument, so new labels or texts do not
+    retrace). A caller that keeps it (Family.sample) traces once per process, not per call."""
+    @tf.function(reduce_retracing=True)
+    def step(x, n, seed, cond):
+        t = tf.fill(tf.shape(x)[:1], scheduler.model_steps[n])
+        return scheduler.step(denoiser(cond)(x, t), n, x, step_noise(tf.shape(x), seed, n))
+    return step
+
+
 def sample(denoise, scheduler, shape, seed: int = 0, progress=None, init=None,
-           strength: float = 1.0, noise=None, return_sequence: bool = False, known=None):
+           strength: float = 1.0, noise=None, return_sequence: bool = False, known=None,
+           step=None):
     """Runs the backward process, one compiled step per inference step (a single trace).
 
     From pure noise x_T (drawn from `seed`, or `noise` — e.g. a DDIM encoding), or
@@ -70,7 +82,9 @@ def sample(denoise, scheduler, shape, seed: int = 0, progress=None, init=None,
     `known = (x_known, mask)` (in/out-painting, any family): where mask is 1, x is overwritten
     after every step with x_known re-noised to the level just reached (clean after the last),
     with the fixed noise z_known of `seed`; mask broadcasts against x.
-    `denoise(x, t [B]) → ε̂`; `progress(i, total)` after each step.
+    `denoise(x, t [B]) → ε̂`; `progress(i, total)` after each step. `step`: a
+    `traced_step(...)` and its cond, (step, cond), to use instead of tracing a new one (not
+    with `known`).
     Returns x₀, or with return_sequence the list [x_start, …, x₀]. Reproducible per seed.
     """
     shape = tf.constant(shape, tf.int32)
@@ -92,6 +106,11 @@ def sample(denoise, scheduler, shape, seed: int = 0, progress=None, init=None,
         t = tf.fill(shape[:1], scheduler.model_steps[n])
         x = scheduler.step(denoise(x, t), n, x, step_noise(shape, seed, n))
         return keep_known(x, n - 1)
+
+    if step is not None and known is None:
+        traced, cond = step
+        seed_t = tf.constant(seed, tf.int32)
+        one_step = lambda x, n: traced(x, n, seed_t, cond)  # noqa: E731
 
     start = scheduler.num_inference_steps - 1
     x = initial_noise(shape, seed) if noise is None else tf.convert_to_tensor(noise, tf.float32)

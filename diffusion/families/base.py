@@ -31,7 +31,16 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from diffusion.core.sampling import sample
+from diffusion.core.sampling import sample, traced_step
+
+
+def _scheduler_key(scheduler) -> tuple:
+    """What a traced step depends on: the scheduler's kind and its constants."""
+    consts = tuple(np.asarray(v).tobytes() for k, v in sorted(vars(scheduler).items())
+                   if isinstance(v, (tf.Tensor, np.ndarray)))
+    scalars = tuple((k, v) for k, v in sorted(vars(scheduler).items())
+                    if isinstance(v, (int, float, str, bool)))
+    return type(scheduler).__name__, consts, scalars
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,9 +104,20 @@ class Family:
     # --- sampling --------------------------------------------------------------------------
     def sample(self, model, scheduler, shape, cond=None, seed: int = 0, denoise=None, **options):
         """x_T → x₀ with `scheduler` (diffusion/core/sampling.py's `sample`; `options`: progress,
-        init, strength, noise, known). `denoise` replaces the bound network (e.g. chunked)."""
-        denoise = denoise or self.denoiser(model, cond or {})
-        return sample(denoise, scheduler, shape, seed, **options)
+        init, strength, noise, known). `denoise` replaces the bound network (e.g. chunked).
+        The compiled step is kept per (model, scheduler config, rank of x), so repeated calls
+        in one process (evaluation batches, TensorBoard samples) do not trace again."""
+        cond = cond or {}
+        if denoise is not None or options.get("known") is not None:
+            return sample(denoise or self.denoiser(model, cond), scheduler, shape, seed,
+                          **options)
+        key = (id(model), _scheduler_key(scheduler), len(shape))
+        cache = self.__dict__.setdefault("_steps", {})
+        if key not in cache:
+            cache[key] = (model, traced_step(lambda c: self.denoiser(model, c), scheduler))
+        step = cache[key][1]
+        return sample(self.denoiser(model, cond), scheduler, shape, seed,
+                      step=(step, cond), **options)
 
     @classmethod
     def add_arguments(cls, parser) -> None:
