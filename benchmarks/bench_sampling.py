@@ -4,7 +4,7 @@ and the peak memory of generating 10 minutes of audio with chunked denoising.
     python benchmarks/bench_sampling.py [--seconds 1] [--long-minutes 10] [--precision fp32]
 
 Prints seconds and real-time factor (audio seconds / wall seconds) for a 1 s clip at 16 kHz:
-fast 6-step and 50-step DDPM, through diffusion.core.schedulers.sample and through the exported
+fast 6-step and 50-step DDPM, through diffusion.core.sampling.sample and through the exported
 SavedModel (whole loop in the graph), next to the PyTorch reference measured on this machine
 (lmnt-com/diffwave: 1.80 s for the 6-step clip, RTF 0.555; 12.8 s for 50 steps). Goal: RTF
 ≥ 1.2 for the 6-step clip. The long run uses one denoising step: memory per step does not

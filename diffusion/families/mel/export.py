@@ -6,7 +6,7 @@ Signatures:
   denoise(x_t: float32 [N, y_res, W, 1], t: float32 [N]) → {"epsilon": [N, y_res, W, 1]}
 The width (slices) and the scheduler are fixed at export: Griffin-Lim's loop needs a static
 frame count. The noise is the Python sampler's (stateless, keyed by seed and step index), so
-the images equal `diffusion.core.schedulers.sample` + the family's uint8 mapping for the same seed.
+the images equal `diffusion.core.sampling.sample` + the family's uint8 mapping for the same seed.
 Weights are plain tf.Variables driven by stateless_call (Keras 3 variables do not restore in
 TF1-style loaders such as saved_model_cli), as diffusion/export.py does for DiffWave.
 """
