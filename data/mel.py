@@ -108,7 +108,7 @@ class Mel:
         self._step = tf.constant(1.0 / np.maximum(basis.T @ basis.sum(axis=1), 1e-12),
                                  tf.float32)
         self._images_fn = tf.function(self._audio_to_pixels, reduce_retracing=True)
-        self._audio_fn = tf.function(self._pixels_to_audio, reduce_retracing=True)
+        self._audio_fn = tf.function(self.pixels_to_audio, reduce_retracing=True)
         self._gl_fn = tf.function(self._griffin_lim, reduce_retracing=True)
 
     # -- config ----------------------------------------------------------------------------
@@ -267,7 +267,9 @@ class Mel:
             y, x, t = x_next + ((t - 1.0) / t_next) * (x_next - x), x_next, t_next
         return tf.sqrt(x)
 
-    def _pixels_to_audio(self, pixels, n_iter, seed):
+    def pixels_to_audio(self, pixels, n_iter, seed):
+        """Pixels (float, 0…255) [B, y_res, W] → audio by Griffin-Lim, in TF ops (the mel
+        SavedModel runs this in its graph; image_to_audio is the NumPy-facing wrapper)."""
         db = pixels * (self.top_db / 255.0) - self.top_db
         power = tf.pow(10.0, db / 10.0)                                         # db_to_power
         magnitude = self.mel_to_magnitude(power)

@@ -161,10 +161,19 @@ class TextEncoder(keras.layers.Layer):
         ids, mask = self.packer(self.tokenizer(_hf_bert_text(texts) if self._hf_lower else texts))
         return tf.cast(ids, "int32"), tf.cast(mask, "bool")
 
+    @property
+    def model(self) -> keras.Model:
+        """The backbone as a Keras model of its input dict (backbone_inputs) → states."""
+        return self._encoder
+
+    def backbone_inputs(self, ids, mask) -> dict:
+        """The backbone's input dict from token ids [B, L] and mask [B, L]."""
+        values = {"ids": ids, "mask": tf.cast(mask, "int32"), "zeros": tf.zeros_like(ids)}
+        return {n: values[_FEEDS[n]] for n in self._feeds}
+
     def call(self, texts):
         ids, mask = self.tokenize(texts)
-        values = {"ids": ids, "mask": tf.cast(mask, "int32"), "zeros": tf.zeros_like(ids)}
-        states = self._encoder({n: values[_FEEDS[n]] for n in self._feeds}, training=False)
+        states = self._encoder(self.backbone_inputs(ids, mask), training=False)
         return tf.cast(states, "float32"), mask
 
     def embed(self, texts):

@@ -37,7 +37,7 @@ class MelSamplerModule(tf.Module):
         x = graph_sample(self.family.denoiser(self.model, {}), self.scheduler, shape, seed,
                          static)
         pixels = tf.clip_by_value(tf.round((x[..., 0] + 1.0) * 127.5), 0.0, 255.0)
-        audio = self.mel._pixels_to_audio(pixels, tf.constant(self.mel.n_iter),
+        audio = self.mel.pixels_to_audio(pixels, tf.constant(self.mel.n_iter),
                                           tf.constant(0, tf.int64))   # image_to_audio's seed 0
         return {"images": tf.cast(pixels, tf.uint8), "audio": audio}
 

@@ -18,7 +18,6 @@ from diffusion.core.sampling import graph_sample
 
 from diffusion.families.export import plain_model
 from diffusion.core.schedulers import VScheduler
-from network.text_encoder import _FEEDS    # backbone input name → ids | mask | zeros
 
 MAX_SECONDS = 600.0
 
@@ -26,10 +25,9 @@ MAX_SECONDS = 600.0
 class TextToAudioModule(tf.Module):
     def __init__(self, family, generator, steps: int, decode_steps: int):
         super().__init__(name="text_to_audio")
-        family.text_condition([""])                       # loads the text encoder
-        encoder, autoencoder = family._encoder, family.autoencoder
+        encoder, autoencoder = family.text_encoder, family.autoencoder
         n, rate = family.params.network, family.params.data.sample_rate
-        text_model = plain_model(self, encoder._encoder, "text")
+        text_model = plain_model(self, encoder.model, "text")
         gen_model = plain_model(self, generator, "diffgen")
         ae_model = plain_model(self, autoencoder, "diffae")
         # Untracked (object.__setattr__): only the plain variables above are saved.
@@ -45,8 +43,7 @@ class TextToAudioModule(tf.Module):
 
     def _text(self, text):
         ids, mask = self.encoder.tokenize(text)
-        values = {"ids": ids, "mask": tf.cast(mask, "int32"), "zeros": tf.zeros_like(ids)}
-        states = self.text_model({k: values[_FEEDS[k]] for k in self.encoder._feeds})
+        states = self.text_model(self.encoder.backbone_inputs(ids, mask))
         return {"text": tf.cast(states, tf.float32), "text_mask": mask}
 
     signatures_note = ("signature serving_default(text, seconds, seed, guidance); servers must "

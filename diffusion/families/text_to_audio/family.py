@@ -167,14 +167,19 @@ class DiffGenFamily(Family):
                 f"{'reused' if self._captions.from_cache else 'computed'}: "
                 f"{self._captions.path}")
 
-    def text_condition(self, texts):
-        """Sampling: the frozen text encoder's states of `texts` (loaded once)."""
+    @property
+    def text_encoder(self):
+        """The frozen text encoder of network.text_encoder (loaded once)."""
         from diffusion.families.text_to_audio.captions import encoder_dir
         from network.text_encoder import TextEncoder
-        n = self.params.network
         if self._encoder is None:
+            n = self.params.network
             self._encoder = TextEncoder(encoder_dir(n.text_encoder), max_length=n.text_max_length)
-        states, mask = self._encoder(list(texts))
+        return self._encoder
+
+    def text_condition(self, texts):
+        """Sampling: the frozen text encoder's states of `texts` (loaded once)."""
+        states, mask = self.text_encoder(list(texts))
         return {"text": states, "text_mask": mask}
 
     # --- the protocol ----------------------------------------------------------------------
