@@ -12,7 +12,7 @@ TORCH_PY := $(TORCH_VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv bench-venv test demo bench bench-pipeline bench-evaluate bench-torch dataset clean
+.PHONY: venv bench-venv test demo bench bench-pipeline bench-evaluate bench-diffwave dataset clean
 
 venv: $(STAMP)
 
@@ -62,7 +62,7 @@ demo: $(STAMP)
 	$(PY) generate.py --run runs/demo --seconds 2 --num 2 --out runs/demo/samples
 
 # All benchmarks. The DiffWave ones measure the PyTorch reference in the same run (bench-venv).
-bench: bench-pipeline bench-torch bench-evaluate
+bench: bench-pipeline bench-diffwave bench-evaluate
 
 bench-pipeline: $(STAMP)
 	$(PY) benchmarks/bench_pipeline.py
@@ -71,7 +71,7 @@ bench-evaluate: $(STAMP)
 	$(PY) benchmarks/bench_evaluate.py
 
 # Training and sampling of DiffWave BASE, ours (each oneDNN mode × implementation) beside lmnt's.
-bench-torch: $(STAMP) $(TORCH_STAMP)
+bench-diffwave: $(STAMP) $(TORCH_STAMP)
 	$(PY) benchmarks/bench_diffwave.py
 	$(PY) benchmarks/bench_sampling.py
 
