@@ -192,7 +192,8 @@ def main():
         best, mode, impl = min(fp32)
         print(f"goal: fp32 training ≥ {GOAL_RATIO:g}× the PyTorch reference: "
               f"{anchor.goal_text(ref_s, best, GOAL_RATIO)} (best {ref_s / best:.2f}×, "
-              f"{anchor.onednn_label(mode)}, impl={impl})")
+              f"{anchor.onednn_label(mode)}, impl={impl})"
+              + ("; the machine was busy: not conclusive" if note else ""))
     elif not reference:
         print("goal: not checked (no PyTorch reference in this run)")
 

@@ -242,7 +242,8 @@ def main():
         ref_s = reference["fast"]["seconds"]
         print(f"goal: fast-6 through the SavedModel ≥ {GOAL_RATIO:g}× the PyTorch reference: "
               f"{anchor.goal_text(ref_s, best, GOAL_RATIO)} (best {ref_s / best:.2f}×, "
-              f"{anchor.onednn_label(mode)}, impl={impl}, {p})")
+              f"{anchor.onednn_label(mode)}, impl={impl}, {p})"
+              + ("; the machine was busy: not conclusive" if note else ""))
     elif not reference:
         print("goal: not checked (no PyTorch reference in this run)")
 
