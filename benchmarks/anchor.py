@@ -64,7 +64,7 @@ def idle_fraction(seconds=2.0):
     time.sleep(seconds)
     if start is None:
         return float("nan")
-    return 1.0 - (busy_cpu_seconds() - start) / (seconds * os.cpu_count())
+    return max(0.0, 1.0 - (busy_cpu_seconds() - start) / (seconds * os.cpu_count()))
 
 
 def warn_if_busy():
@@ -108,15 +108,21 @@ def run_child(cmd, env=None):
     return None, others, f"failed (exit {proc.returncode}): {reason[:160]}"
 
 
-def run_reference(only, extra=(), threads=2):
-    """The PyTorch reference in .venv-torch → (result dict, others) or (None, None) if missing."""
+def run_reference(only, extra=(), threads=2, env=None):
+    """The PyTorch reference in .venv-torch → (result dict, others) or (None, None) if missing.
+
+    `env` ("KEY=VALUE" strings) goes to the reference's process only, e.g. OMP_WAIT_POLICY=PASSIVE:
+    on a busy machine PyTorch's OpenMP threads spin-wait for descheduled peers and the reference
+    slows several-fold (ratios then flatter us); the default is PyTorch's own setting.
+    """
     if not TORCH_PYTHON.exists():
         print(f"PyTorch reference: {TORCH_PYTHON.relative_to(ROOT)} is missing: run make "
               f"bench-venv (no ratios this time)")
         return None, None
     cmd = [TORCH_PYTHON, REFERENCE_SCRIPT, "--json", "--threads", str(threads), "--only", only,
            *extra]
-    proc, others = _run(cmd)
+    extra_env = dict(item.split("=", 1) for item in env or ())
+    proc, others = _run(cmd, extra_env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stderr[-3000:])
@@ -126,7 +132,7 @@ def run_reference(only, extra=(), threads=2):
     result = json.loads(lines[-1])
     print(f"PyTorch reference: torch {result['torch']}, diffwave {result['diffwave']} "
           f"({result['forward']}), {result['parameters']:,} parameters, "
-          f"{result['threads']} threads")
+          f"{result['threads']} threads" + "".join(f", {k}={v}" for k, v in extra_env.items()))
     return result, others
 
 
@@ -142,6 +148,13 @@ def goal_text(reference, ours, goal):
     if not reference or not ours:
         return "—"
     return "met" if reference / ours >= goal else "not met"
+
+
+def env_item(text):
+    """argparse type for KEY=VALUE."""
+    if "=" not in text or not text.split("=", 1)[0]:
+        raise ValueError(text)
+    return text
 
 
 def parse_list(text, allowed, what):

@@ -100,6 +100,9 @@ def main():
     ap.add_argument("--inter-op", type=int, default=0,
                     help="TF inter-op threads (0: TF's default, as a training run has)")
     ap.add_argument("--torch-threads", type=int, default=2, help="the reference's threads")
+    ap.add_argument("--torch-env", action="append", type=anchor.env_item, default=[],
+                    metavar="KEY=VALUE", help="environment of the reference's process only "
+                    "(repeatable), e.g. OMP_WAIT_POLICY=PASSIVE on a busy machine")
     ap.add_argument("--no-reference", action="store_true", help="skip the PyTorch reference")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--impl", default="default", help=argparse.SUPPRESS)
@@ -128,7 +131,7 @@ def main():
         reference, ref_others = anchor.run_reference(
             "train", ["--batch", str(args.batch), "--length", str(args.length),
                       "--steps", str(args.steps), "--warmup", str(args.warmup)],
-            threads=args.torch_threads)
+            threads=args.torch_threads, env=args.torch_env)
     ref_s = reference["train"]["seconds"] if reference else None
 
     shares = [ref_others] if ref_others is not None else []
