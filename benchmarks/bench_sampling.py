@@ -139,6 +139,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=3, help="timed fast-6 clips (best)")
     ap.add_argument("--ddpm-repeats", type=int, default=1, help="timed DDPM-50 clips (best)")
     ap.add_argument("--torch-threads", type=int, default=2, help="the reference's threads")
+    ap.add_argument("--torch-env", action="append", type=anchor.env_item, default=[],
+                    metavar="KEY=VALUE", help="environment of the reference's process only "
+                    "(repeatable), e.g. OMP_WAIT_POLICY=PASSIVE on a busy machine")
     ap.add_argument("--no-reference", action="store_true", help="skip the PyTorch reference")
     ap.add_argument("--long-minutes", type=float, default=0.0,
                     help="also the memory run over this many minutes (0: skip)")
@@ -171,7 +174,7 @@ def main():
         reference, ref_others = anchor.run_reference(
             ",".join(samplers), ["--seconds", str(args.seconds), "--repeats", str(args.repeats),
                                  "--ddpm-repeats", str(args.ddpm_repeats)],
-            threads=args.torch_threads)
+            threads=args.torch_threads, env=args.torch_env)
     shares = [ref_others] if ref_others is not None else []
 
     def run_all(impl_list):
@@ -199,14 +202,14 @@ def main():
             rows = run_all(["default"])
 
     print()
-    print(f"{'sampler':8s} {'path':11s} {'configuration':40s} {'seconds':>8s} {'RTF':>6s} "
+    print(f"{'sampler':8s} {'path':11s} {'configuration':40s} {'seconds':>8s} {'RTF':>7s} "
           f"{'speed-up':>9s}  goal ≥ {GOAL_RATIO:g}× (fast, SavedModel)")
     for name in samplers:
         ref_s = reference[name]["seconds"] if reference else None
         label = f"{name}-{6 if name == 'fast' else 50}"
         if ref_s:
             print(f"{label:8s} {'torch':11s} {'PyTorch reference (lmnt), fp32':40s} "
-                  f"{ref_s:8.2f} {args.seconds / ref_s:6.2f} {'1.00×':>9s}")
+                  f"{ref_s:8.2f} {args.seconds / ref_s:7.3f} {'1.00×':>9s}")
         for mode, impl, precision, result, others, error in rows:
             config = f"{anchor.onednn_label(mode)}, impl={impl}, {precision}"
             if result is None:
@@ -219,7 +222,7 @@ def main():
                 s = r[path]
                 goal = (anchor.goal_text(ref_s, s, GOAL_RATIO)
                         if name == "fast" and path == "savedmodel" else "")
-                print(f"{label:8s} {path:11s} {config:40s} {s:8.2f} {args.seconds / s:6.2f} "
+                print(f"{label:8s} {path:11s} {config:40s} {s:8.2f} {args.seconds / s:7.3f} "
                       f"{anchor.ratio_text(ref_s, s):>9s}  {goal}")
     print()
     if reference:
