@@ -12,7 +12,7 @@ TORCH_PY := $(TORCH_VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv bench-venv test demo bench bench-pipeline bench-evaluate bench-diffwave dataset clean
+.PHONY: venv bench-venv test test-portable demo bench bench-pipeline bench-evaluate bench-diffwave dataset clean
 
 venv: $(STAMP)
 
@@ -53,6 +53,15 @@ $(TORCH_STAMP): $(TORCH_REQ)
 # tracing and Python are single-threaded, so two files overlap well on 2 cores.
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
+
+# The CPU-dependent files again with oneDNN off: TF's default on AVX2-only x86, Apple Silicon
+# and ARM (Eigen kernels: no dilated Conv2DBackpropInput, bf16 emulated). make test runs with
+# this machine's default, and tests/test_portability.py caps oneDNN at AVX2 (no bf16).
+PORTABLE_TESTS := test_diffwave_net test_portability test_training test_multiworker test_export \
+	test_generate_cli test_bad_input_matrix test_samplers
+test-portable: $(STAMP)
+	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest -q -n 2 --dist loadfile \
+		$(patsubst %,tests/%.py,$(PORTABLE_TESTS))
 
 # Trains the tiny DiffWave on the bundled chorales (~2 min; re-running resumes or finishes),
 # then writes two generated clips (WAV + spectrogram PNG) to runs/demo/samples.
