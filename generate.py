@@ -117,6 +117,7 @@ def check_args(args, params, family):
         raise ValueError(f"--chunk-seconds must be >= 0, got {args.chunk_seconds}")
     if args.num < 1:
         raise ValueError(f"--num must be >= 1, got {args.num}")
+    family.check_conditioning(args, args.run)
 
 
 def load_vocoder(run_dir, params, family):

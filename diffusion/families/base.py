@@ -15,7 +15,8 @@ and the hooks below, each with a default here, so a new family overrides only wh
     prepare_training(prepared)        one-off work before training (a line to print, or None)
     model_inputs(x_t, t, cond)        the network's input dict;  denoiser(model, cond) binds it
     add_arguments(parser)             generate.py's family options (class method)
-    check_args(args, run)             one-line ValueErrors before any work
+    check_args(args, run)             one-line ValueErrors before any work; check_conditioning
+                                      (--label, --mel) is checked last
     load_frozen()                     load what sampling needs besides the model (a DiffAE)
     condition(args, model, audio)     the conditioning of args.num clips
     sample_shape(num, seconds, cond)  x_T's shape
@@ -124,8 +125,15 @@ class Family:
         """generate.py's options of this family (an option shared by families is added once)."""
 
     def check_args(self, args, run: str) -> None:
-        """One-line ValueErrors for options this run cannot take (default: the conditioning
-        options --label, --mel, --text, --guidance, which only some families take)."""
+        """One-line ValueErrors for options this run cannot take (default: --text and
+        --guidance, which only text-conditioned families take)."""
+        for flag, value in (("--text", args.text), ("--guidance", args.guidance)):
+            if value is not None:
+                raise ValueError(f"{run} is a {self.params.model} run, not text-conditioned; "
+                                 f"drop {flag}")
+
+    def check_conditioning(self, args, run: str) -> None:
+        """--label and --mel against the run's conditioning (generate.py checks them last)."""
         if self.conditioning == "class":
             n = self.params.network
             if args.label is None:
@@ -140,10 +148,6 @@ class Family:
                              f"file)")
         if self.conditioning != "mel" and args.mel is not None:
             raise ValueError(f"{run} is not mel-conditioned; drop --mel")
-        for flag, value in (("--text", args.text), ("--guidance", args.guidance)):
-            if value is not None:
-                raise ValueError(f"{run} is a {self.params.model} run, not text-conditioned; "
-                                 f"drop {flag}")
 
     def load_frozen(self) -> None:
         """Loads and checks what sampling needs besides the model (default: nothing)."""
