@@ -13,6 +13,8 @@ import json
 import os
 import time
 
+from pathlib import Path
+
 import numpy as np
 
 CACHE_VERSION = 1
@@ -62,7 +64,7 @@ def fingerprint(sources, embedder, segment):
 
 def cache_path(cache_dir, origin, embedder, segment):
     from data.cache import cache_root
-    root = cache_root(cache_dir) / "fad"
+    root = Path(cache_dir) if cache_dir else cache_root() / "fad"     # --cache: that directory
     key = hashlib.sha1(f"{os.path.abspath(origin)}|{embedder.id}|{segment}".encode())
     return root / f"reference-{key.hexdigest()[:16]}.npz"
 

@@ -1,7 +1,7 @@
 """The package's shape (issue #14): imports run one way, down the layers
 
-    data, params, configs  →  network  →  diffusion.core  →  diffusion.training, diffusion.families,
-    evaluation  →  the CLIs (train.py generate.py export.py evaluate.py)
+    data, params, configs  →  network  →  diffusion.core  →
+        diffusion.training, diffusion.families, evaluation  →  the CLIs (train, generate, …)
 
 (a module may import its own layer or any lower one, never a higher one), there is no import
 cycle between modules, the CLIs hold no per-model branches, and no module of data/, network/

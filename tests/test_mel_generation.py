@@ -36,8 +36,8 @@ def make_untrained_run(run, preset="tiny", overrides=()):
 def tiny(tmp_path_factory):
     run = tmp_path_factory.mktemp("melgen") / "run"
     params, family, model = make_untrained_run(run)
-    from generate import read_audio
-    init = family.from_audio(read_audio(str(CHORALE), params.data.sample_rate), 2)
+    from data.features import read_mono
+    init = family.from_audio(read_mono(str(CHORALE), params.data.sample_rate), 2)
     return run, params, family, model, init
 
 

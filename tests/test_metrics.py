@@ -1,4 +1,5 @@
-"""evaluation/metrics.py: the Fréchet distance against closed forms, the IS-style score's bounds."""
+"""evaluation/metrics.py: the Fréchet distance against closed forms, the IS-style score's
+bounds."""
 import numpy as np
 import pytest
 
