@@ -6,7 +6,7 @@ import soundfile as sf
 
 from data.audio_io import PCM_RAW, probe, read
 from data.pipeline import prepare
-from params import get_preset
+from configs import get_preset
 from test_bad_input_matrix import (RATE, _bw64, _channel_mask, _chunks_before_data, _cut,
                                    _data_size, _patched, tone)
 
