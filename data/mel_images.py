@@ -41,7 +41,7 @@ METADATA = "metadata.jsonl"
 # The rest of the pipeline settings (data/pipeline.py) when no run's data params are given:
 # params.DataParams' defaults (data/ does not import the model params; a test keeps them equal).
 PIPELINE_DEFAULTS = {"channels": "mono", "normalize": "peak", "normalize_level_db": -1.0,
-                     "decoder": "auto", "segment_seconds": 60.0}
+                     "decoder": "auto", "segment_seconds": 60.0, "recover": "warn"}
 
 
 def is_image_dataset(path) -> bool:
