@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv test demo bench dataset clean
+.PHONY: venv test demo bench dataset clean torch-venv parity
 
 venv: $(STAMP)
 
@@ -35,6 +35,28 @@ demo: $(STAMP)
 	$(PY) train.py --model diffwave --data dataset/chorales --run runs/demo --preset tiny \
 		--steps 3000
 	$(PY) generate.py --run runs/demo --seconds 2 --num 2 --out runs/demo/samples
+
+# The PyTorch venv (torch CPU + the originals + the main stack), rebuilt when its requirements
+# change: the stamp is keyed on the hash of every requirements file it installs.
+TVENV := .venv-torch
+TREQ_HASH := $(shell cat requirements.txt requirements-torch.txt requirements-torch-nodeps.txt \
+	| sha256sum | cut -c1-16)
+TSTAMP := $(TVENV)/.installed-$(TREQ_HASH)
+TPY := $(TVENV)/bin/python
+
+torch-venv: $(TSTAMP)
+
+$(TSTAMP): requirements.txt requirements-torch.txt requirements-torch-nodeps.txt
+	@if ! $(TPY) -c "import sys; assert sys.version_info[:2] == (3, 11)" 2>/dev/null; then \
+		rm -rf $(TVENV) && $(PYTHON) -m venv $(TVENV); fi
+	$(TPY) -m pip install --quiet --upgrade pip
+	$(TPY) -m pip install --quiet -r requirements-torch.txt
+	$(TPY) -m pip install --quiet --no-deps -r requirements-torch-nodeps.txt
+	rm -f $(TVENV)/.installed-* && touch $@
+
+# Parity with the PyTorch originals (tests/parity): each test prints its maximum error.
+parity: $(TSTAMP)
+	$(TPY) -m pytest -q -s -p no:cacheprovider tests/parity
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_pipeline.py
