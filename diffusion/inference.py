@@ -67,7 +67,8 @@ def build_scheduler(params, sampler: str, steps=None, eta: float = 0.0):
         return scheduler
     if sampler not in ("fast", "ddpm"):
         raise ValueError(f"unknown sampler {sampler!r} (choose from fast, ddpm, ddim, v)")
-    scheduler = AncestralScheduler(schedule)
+    # DDPM of the mel family clamps x̂₀ (diffusers' DDPMScheduler, clip_sample), DiffWave x.
+    scheduler = AncestralScheduler(schedule, clip="x0" if params.model == "mel-unet" else "x")
     if sampler == "fast":
         scheduler.set_timesteps("fast", params.diffusion.inference_betas)
     return scheduler

@@ -121,8 +121,12 @@ class _Tensors:
         return name in self.state
 
     def assign(self, variable, name, transform=lambda w: w):
-        value = transform(self.take(name))
         want = tuple(variable.shape)
+        raw = self.take(name)
+        try:
+            value = transform(raw)
+        except ValueError:                  # a reshape that the tensor's size does not allow
+            value = np.zeros(0)
         if tuple(value.shape) != want:
             raise ConvertError(f"{self.where}: tensor {name!r} has shape "
                                f"{list(self.state[name].shape)}, expected one that maps to "
