@@ -96,35 +96,66 @@ def test_unconditional_eps(tmp_path):
     compare_eps(model, ours, None, "unconditional (12 × 32)")
 
 
-def test_fast_sampling_matches_predict(tmp_path, monkeypatch):
-    """lmnt's inference.predict (fast_sampling) vs generate's path on the converted run, with
-    lmnt's torch.randn / randn_like fed our x_T and our per-step z."""
+@pytest.fixture(scope="module")
+def vocoder(tmp_path_factory):
+    """A random-weight lmnt BASE vocoder saved by torch, converted by the CLI, and lmnt's own
+    inference.predict (fast) output, its torch.randn / randn_like fed our x_T and per-step z."""
+    tmp = tmp_path_factory.mktemp("vocoder")
     model, params = lmnt_model(4)
-    model_dir = tmp_path / "lmnt"
-    model_dir.mkdir()
-    save_lmnt(model, params, model_dir / "weights.pt")
-    run = tmp_path / "run"
-    assert main(["lmnt", str(model_dir / "weights.pt"), "--run", str(run)]) == 0
-
-    mel = np.random.default_rng(5).standard_normal((1, FRAMES, 80)).astype(np.float32)
+    (tmp / "lmnt").mkdir()
+    save_lmnt(model, params, tmp / "lmnt" / "weights.pt")
+    run = tmp / "run"
+    assert main(["lmnt", str(tmp / "lmnt" / "weights.pt"), "--run", str(run)]) == 0
+    mel = np.random.default_rng(5).standard_normal((FRAMES, 80)).astype(np.float32)
     shape, seed = [1, FRAMES * 256, 1], 7
-    run_params, family, ours = load_run(str(run))
-    scheduler = build_scheduler(run_params, "fast")
-    x = sample(family.denoiser(ours, {"mel": tf.constant(mel)}), scheduler, shape, seed)
-
     draws = [initial_noise(shape, seed)] + [step_noise(shape, seed, tf.constant(n))
-                                            for n in range(scheduler.num_inference_steps - 1,
-                                                           0, -1)]
+                                            for n in range(len(lmnt_base.inference_noise_schedule)
+                                                           - 1, 0, -1)]
     draws = [torch.from_numpy(d.numpy()[..., 0]) for d in draws]
-    monkeypatch.setattr(lmnt_inference.torch, "randn", lambda *a, **k: draws.pop(0))
-    monkeypatch.setattr(lmnt_inference.torch, "randn_like", lambda *a, **k: draws.pop(0))
-    audio, _ = lmnt_inference.predict(torch.from_numpy(mel[0].T.copy()), model_dir=str(model_dir),
-                                      device=torch.device("cpu"), fast_sampling=True)
-    monkeypatch.undo()
+    saved = lmnt_inference.torch.randn, lmnt_inference.torch.randn_like
+    lmnt_inference.torch.randn = lmnt_inference.torch.randn_like = lambda *a, **k: draws.pop(0)
+    try:
+        audio, _ = lmnt_inference.predict(torch.from_numpy(mel.T.copy()),
+                                          model_dir=str(tmp / "lmnt"),
+                                          device=torch.device("cpu"), fast_sampling=True)
+    finally:
+        lmnt_inference.torch.randn, lmnt_inference.torch.randn_like = saved
     assert not draws
-    theirs = audio.numpy()
+    return {"run": run, "mel": mel, "seed": seed, "theirs": audio.numpy()[0], "tmp": tmp}
+
+
+def test_fast_sampling_matches_predict(vocoder):
+    """lmnt's inference.predict (fast_sampling) vs our sampler on the converted run."""
+    params, family, ours = load_run(str(vocoder["run"]))
+    scheduler = build_scheduler(params, "fast")
+    x = sample(family.denoiser(ours, {"mel": tf.constant(vocoder["mel"][None])}), scheduler,
+               [1, FRAMES * 256, 1], vocoder["seed"])
     report("lmnt inference.predict fast-6 vs our sampler (BASE vocoder)",
-           float(np.max(np.abs(x.numpy()[..., 0] - theirs))), 1e-3)
+           float(np.max(np.abs(x.numpy()[0, :, 0] - vocoder["theirs"]))), 1e-3)
+
+
+def test_converted_vocoder_generates_and_exports(vocoder):
+    """The converted run through generate.py --mel (a WAV, 16-bit) and through export.py's
+    SavedModel (its `generate` signature) gives lmnt's audio for the same seed."""
+    import soundfile
+
+    import export
+    import generate
+    tmp = vocoder["tmp"]
+    np.save(tmp / "mel.npy", vocoder["mel"])
+    assert generate.main(["--run", str(vocoder["run"]), "--mel", str(tmp / "mel.npy"),
+                          "--seed", str(vocoder["seed"]), "--out", str(tmp / "wav")]) == 0
+    wav, rate = soundfile.read(sorted((tmp / "wav").glob("*.wav"))[0], dtype="float32")
+    assert rate == 22050 and wav.shape == vocoder["theirs"].shape
+    report("lmnt predict vs generate.py --mel on the converted run (16-bit WAV)",
+           float(np.max(np.abs(wav - vocoder["theirs"]))), 1e-3)
+
+    assert export.main(["--run", str(vocoder["run"]), "--out", str(tmp / "saved")]) == 0
+    loaded = tf.saved_model.load(str(tmp / "saved"))
+    audio = loaded.signatures["generate"](mel=tf.constant(vocoder["mel"][None]),
+                                          seed=tf.constant(vocoder["seed"]))["audio"].numpy()
+    report("lmnt predict vs the exported SavedModel's generate(mel, seed)",
+           float(np.max(np.abs(audio.reshape(-1) - vocoder["theirs"]))), 1e-3)
 
 
 def test_bad_checkpoints(tmp_path, capsys):
