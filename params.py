@@ -69,11 +69,13 @@ class DiffWaveParams:
     num_classes: int = 10             # class-conditional: label embedding size
     n_mels: int = 80                  # mel-conditional (vocoder) input bands
     hop_length: int = 256             # mel frame hop = upsampler factor (two ×√hop stages)
+    impl: str = "auto"                # auto (probe this machine) | reference | fused (same weights)
 
     def validate(self):
         _positive(self, "residual_layers", "residual_channels", "dilation_cycle",
                   "num_classes", "n_mels", "hop_length")
         _choice(self, "conditioning", ("none", "class", "mel"))
+        _choice(self, "impl", ("auto", "reference", "fused"))
 
 
 @dataclass
@@ -111,6 +113,7 @@ class TrainParams:
     ema_decay: float = 0.999          # the EMA decay (its maximum when ema_power > 0)
     ema_power: float = 0.0            # > 0: diffusers' warm-up 1 − (1 + step)^−power (teticio 0.75)
     mixed_precision: bool = False     # bf16 on CPU, fp16 + loss scaling on GPU
+    precision_fallback: str = "warn"  # no native bf16/fp16 here: warn (→ float32) | error
     seed: int = 0
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
@@ -124,6 +127,7 @@ class TrainParams:
                   "keep_checkpoints", "log_every", "audio_every", "max_steps",
                   "grad_accum_steps")
         _nonnegative(self, "warmup_steps", "seed", "ema_power")
+        _choice(self, "precision_fallback", ("warn", "error"))
         if not 0.0 <= self.ema_decay < 1.0:
             raise ParamsError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
 

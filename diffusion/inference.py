@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from diffusion.ema import EMA
 from diffusion.families import family_for
+from diffusion.precision import apply_policy
 from params import Params, ParamsError
 
 
@@ -32,10 +33,7 @@ def load_run(run_dir, use_ema: bool = True):
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
     if latest is None:
         raise RunError(f"{run_dir}: no checkpoint yet (train it first)")
-    if params.train.mixed_precision:      # sample in the precision the run trained in
-        import keras
-        gpu = tf.config.list_logical_devices("GPU")
-        keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
+    apply_policy(params.train, "sampling")     # the run's precision, where it is native here
     try:
         family = family_for(params)
     except ValueError as e:                 # a mel-vae run: nothing to sample

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from diffusion.ema import EMA
 from diffusion.objectives import make_objective
+from diffusion.precision import apply_policy
 from diffusion.schedule import NoiseSchedule
 from diffusion.strategy import is_chief
 
@@ -57,9 +58,7 @@ class Trainer:
         # ε (DiffWave, mel) or v (text-to-audio families): the family chooses.
         self.objective = make_objective(getattr(family, "objective", "epsilon"), self.schedule,
                                         params.diffusion.loss)
-        fp16 = tp.mixed_precision and tf.config.list_logical_devices("GPU")
-        if tp.mixed_precision:
-            keras.mixed_precision.set_global_policy("mixed_float16" if fp16 else "mixed_bfloat16")
+        fp16 = apply_policy(tp, "training") == "mixed_float16"
         keras.utils.set_random_seed(tp.seed)      # the initial weights are part of the run
         with strategy.scope():
             self.model = family.build_model()

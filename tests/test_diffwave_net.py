@@ -1,5 +1,5 @@
 """DiffWave network: reference parameter count, shapes, step embedding, conditioning, receptive
-field, and the fast residual layers against the straightforward Keras formulation."""
+field, and the fused implementation against the reference one (same weights)."""
 import math
 from types import SimpleNamespace
 
@@ -9,8 +9,9 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-import network.diffwave as diffwave
+import network.diffwave.fused as fused
 from network.diffwave import DiffWave, step_table
+from network.diffwave.reference import residual_block as _reference_block
 
 
 def _params(**network):
@@ -44,8 +45,9 @@ def test_base_has_reference_parameter_count():
     assert net.receptive_field == 1 + 3 * 2 * (2 ** 10 - 1) == 6139
 
 
-def test_output_shape_matches_input_for_any_length_and_batch():
-    net = _tiny()
+@pytest.mark.parametrize("impl", ["fused", "reference"])
+def test_output_shape_matches_input_for_any_length_and_batch(impl):
+    net = _tiny(impl=impl)
     spec = {"audio": tf.TensorSpec([None, None, 1], tf.float32),
             "step": tf.TensorSpec([None], tf.float32)}
     forward = tf.function(net, input_signature=[spec])    # one trace, dynamic batch and length
@@ -104,8 +106,9 @@ def test_mel_conditioning_upsamples_and_changes_output():
     assert vocoder.upsample_mel(tf.zeros([1, 3, 80])).shape == (1, 768, 80)   # 16 × 16
 
 
-def test_receptive_field_bounds_the_influence_of_one_sample():
-    net = _tiny(layers=4, cycle=3)                          # dilations 1, 2, 4, 1
+@pytest.mark.parametrize("impl", ["fused", "reference"])
+def test_receptive_field_bounds_the_influence_of_one_sample(impl):
+    net = _tiny(layers=4, cycle=3, impl=impl)               # dilations 1, 2, 4, 1
     assert net.receptive_field == 1 + 2 * (1 + 2 + 4 + 1) == 17
     half = (net.receptive_field - 1) // 2
     inputs = _inputs(1, 101)
@@ -117,10 +120,13 @@ def test_receptive_field_bounds_the_influence_of_one_sample():
     assert diff[j - half] > 0 and diff[j + half] > 0        # the bound is tight
 
 
-def test_mixed_bfloat16_policy_outputs_float32():
+@pytest.mark.parametrize("impl", ["fused", "reference"])
+def test_mixed_bfloat16_policy_outputs_float32(impl):
+    # bf16 kernels exist everywhere TF runs (emulated by Eigen where the CPU has none); whether
+    # a run USES bf16 is diffusion/precision.py's decision (tests/test_portability.py).
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        net = _tiny("mel")
+        net = _tiny("mel", impl=impl)
         assert net.compute_dtype == "bfloat16"
         inputs = _inputs(2, 64, mel=tf.random.normal([2, 4, 5]))
         with tf.GradientTape() as tape:
@@ -140,35 +146,13 @@ def test_bad_conditioning_raises():
 
 # --- the fast residual layers against the straightforward formulation -------------------------
 
-def _reference_block(block, x, emb, cond=None):
-    """One residual layer as first written: Keras Conv1D (dilated, 'same') on the same weights,
-    split, gate, 1×1 Conv1D, ((x + residual)/√2, skip)."""
-    y = x + block.step_projection(emb)[:, None, :]
-    y = block.dilated_conv(y)
-    if cond is not None:
-        y = y + block.cond_projection(cond)
-    gate, filt = ops.split(y, 2, axis=-1)
-    residual, skip = ops.split(block.output_projection(ops.sigmoid(gate) * ops.tanh(filt)), 2, -1)
-    return (x + residual) / math.sqrt(2.0), skip
-
-
 def _reference_call(net, inputs):
-    """The whole network as first written (layer by layer, Keras layers)."""
-    dtype = net.compute_dtype
-    x = ops.relu(net.input_projection(ops.cast(inputs["audio"], dtype)))
-    emb = ops.cast(net.embed_step(inputs["step"]), dtype)
-    emb = ops.silu(net.step_mlp2(ops.silu(net.step_mlp1(emb))))
-    cond = None
-    if net.conditioning == "class":
-        cond = ops.cast(net.label_embedding(ops.cast(inputs["label"], "int32")), dtype)[:, None]
-    elif net.conditioning == "mel":
-        cond = net.upsample_mel(inputs["mel"])
-    total = 0.0
-    for block in net.blocks:
-        x, skip = _reference_block(block, x, emb, cond)
-        total = total + skip
-    y = ops.relu(net.skip_projection(total / math.sqrt(len(net.blocks))))
-    return ops.cast(net.output_projection(y), "float32")
+    """The same weights through the reference implementation (Keras layers, autodiff)."""
+    impl, net.impl = net.impl, "reference"
+    try:
+        return net(inputs)
+    finally:
+        net.impl = impl
 
 
 def _randomised(conditioning, layers=4, cycle=3, seed=1):
@@ -274,8 +258,8 @@ def test_plain_tf_glue_equals_xla_glue(monkeypatch):
     inputs = _conditioned_inputs("class", 3, 40)
     xla = _value_and_grads(tf.function(net), net, inputs)
     for name in ("_layer_input", "_gate_act", "_gate_product", "_gate_grad", "_stream_grad"):
-        fn = getattr(diffwave, name)
-        monkeypatch.setattr(diffwave, name, getattr(fn, "python_function", fn))
+        fn = getattr(fused, name)
+        monkeypatch.setattr(fused, name, getattr(fn, "python_function", fn))
     _assert_close(_value_and_grads(tf.function(net), net, inputs), xla, 2e-5)
 
 
@@ -295,7 +279,7 @@ def test_mixed_bfloat16_fast_path_tracks_the_float32_formulation():
     assert np.abs(out16 - out32).max() < 0.03 * np.abs(out32).max()        # bf16: 8-bit mantissa
     for g16, g32 in zip(grads16, grads32):
         cos = np.sum(g16 * g32) / (np.linalg.norm(g16) * np.linalg.norm(g32) + 1e-30)
-        assert cos > 0.98
+        assert cos > 0.95     # oneDNN bf16 ≥ 0.98; Eigen's emulated bf16 accumulates in bf16
 
 
 @pytest.mark.parametrize("conditioning", ["none", "class", "mel"])
@@ -320,3 +304,20 @@ def test_the_sampling_path_equals_the_training_path(conditioning):
     train = tf.function(lambda i: net(i, training=True))(inputs)
     sample = tf.function(lambda i: net(i, training=False))(inputs)
     np.testing.assert_allclose(sample.numpy(), train.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("conditioning", ["none", "class", "mel"])
+def test_a_checkpoint_of_either_implementation_loads_into_the_other(tmp_path, conditioning):
+    fused_net = _randomised(conditioning)
+    assert fused_net.impl == "fused"
+    path = tf.train.Checkpoint(model=fused_net).save(str(tmp_path / "fused"))
+    ref_net = _tiny(conditioning, layers=4, cycle=3, seed=2, impl="reference")
+    tf.train.Checkpoint(model=ref_net).restore(path).assert_existing_objects_matched()
+    inputs = _conditioned_inputs(conditioning, 2, 48)
+    ref_out, fused_out = ref_net(inputs).numpy(), fused_net(inputs).numpy()
+    np.testing.assert_allclose(fused_out, ref_out, rtol=0, atol=5e-5 * np.abs(ref_out).max())
+    # … and back: the reference's checkpoint into a fresh fused net.
+    path = tf.train.Checkpoint(model=ref_net).save(str(tmp_path / "reference"))
+    again = _tiny(conditioning, layers=4, cycle=3, seed=3, impl="fused")
+    tf.train.Checkpoint(model=again).restore(path).assert_existing_objects_matched()
+    np.testing.assert_array_equal(again(inputs).numpy(), fused_out)

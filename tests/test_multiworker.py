@@ -9,23 +9,31 @@ from pathlib import Path
 
 import numpy as np
 
-from test_training import DIGITS, ROOT, assert_same_weights, losses, train
+from test_training import (DIGITS, ROOT, assert_same_losses, assert_same_update,
+                           assert_same_weights, losses, train)
 
 
 def test_two_workers_train_like_one_device(tmp_path):
-    common = ["--preset", "tiny", "--steps", "60", "--set", "log_every=5",
-              "--set", "checkpoint_every=60"]
+    # Compared after 3 steps, relative to one step's update: other CPUs' kernels sum in
+    # another order, and after 60 steps Adam has amplified that past any fixed tolerance.
+    common = ["--preset", "tiny", "--steps", "3", "--set", "log_every=1",
+              "--set", "checkpoint_every=1", "--set", "keep_checkpoints=3"]
     two = train(tmp_path / "mw", *common, "--local-workers", "2")
     assert two.returncode == 0, two.stderr
     assert "2 replica(s) (CollectiveAllReduceStrategy)" in two.stdout
-    curve = losses(two.stdout)
-    assert np.mean(curve[-3:]) < np.mean(curve[:3])
-    chief = tmp_path / "mw" / "checkpoints" / "ckpt-60"
-    assert_same_weights(chief, tmp_path / "mw" / "tmp-workers" / "worker-1" / "ckpt-60", 0.0)
+    chief = tmp_path / "mw" / "checkpoints"
+    assert_same_weights(chief / "ckpt-3", tmp_path / "mw" / "tmp-workers" / "worker-1" / "ckpt-3",
+                        0.0)
     one = train(tmp_path / "one", *common, "--strategy", "one_device")
     assert one.returncode == 0, one.stderr
-    # Same maths, other summation order: float round-off only (diverged runs differ by ~1).
-    assert_same_weights(chief, tmp_path / "one" / "checkpoints" / "ckpt-60", 1e-4, 1e-3)
+    assert_same_losses(one.stdout, two.stdout, exact_steps=3)
+    assert_same_update(chief / "ckpt-3", tmp_path / "one" / "checkpoints" / "ckpt-3",
+                       tmp_path / "one" / "checkpoints" / "ckpt-2")
+    # … and it learns: 60 steps (resumed from step 3) lower the loss.
+    longer = train(tmp_path / "mw", "--steps", "40", "--local-workers", "2")
+    assert longer.returncode == 0, longer.stderr
+    curve = losses(longer.stdout)
+    assert np.mean(curve[-3:]) < np.mean(curve[:3])
 
 
 def test_killed_worker_fails_cleanly_then_relaunch_resumes(tmp_path):
@@ -56,5 +64,8 @@ def test_killed_worker_fails_cleanly_then_relaunch_resumes(tmp_path):
     assert step >= 20 and step % 10 == 0
     one = train(tmp_path / "one", *args, "--strategy", "one_device")
     assert one.returncode == 0, one.stderr
-    assert_same_weights(run / "checkpoints" / "ckpt-60",
-                        tmp_path / "one" / "checkpoints" / "ckpt-60", 1e-4, 1e-3)
+    # The resumed steps see the batches and noise of an uninterrupted run: their losses follow
+    # the one-device run's (a misaligned data iterator moves each step's loss by ≥ 10 %).
+    resumed_curve = losses(resumed.stdout)
+    assert len(resumed_curve) == 60 - step
+    np.testing.assert_allclose(resumed_curve, losses(one.stdout)[step:], rtol=0.02)
