@@ -73,27 +73,32 @@ def compare_eps(model, ours, mel, what):
         report(f"lmnt DiffWave {what} ε̂, t ∈ {STEPS}, {key}", error, 1e-4, "relative")
 
 
-def test_mel_vocoder_eps(tmp_path):
+IMPLS = ["reference", "fused"]                    # both read the same converted variables
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_mel_vocoder_eps(tmp_path, impl):
     model, params = lmnt_model(0)
     save_lmnt(model, params, tmp_path / "weights.pt")
-    ours_params, ours = convert_lmnt(str(tmp_path / "weights.pt"))
-    assert ours_params.network.conditioning == "mel"
+    ours_params, ours = convert_lmnt(str(tmp_path / "weights.pt"), [f"network.impl={impl}"])
+    assert ours_params.network.conditioning == "mel" and ours.impl == impl
     assert sum(int(np.prod(v.shape)) for v in ours.trainable_variables) == \
         sum(p.numel() for p in model.parameters())
     mel = np.random.default_rng(2).standard_normal((2, FRAMES, 80)).astype(np.float32)
-    compare_eps(model, ours, mel, "mel vocoder (BASE)")
+    compare_eps(model, ours, mel, f"mel vocoder (BASE, {impl})")
 
 
-def test_unconditional_eps(tmp_path):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_unconditional_eps(tmp_path, impl):
     model, params = lmnt_model(3, residual_layers=12, residual_channels=32)
     with torch.no_grad():
         for layer in model.residual_layers:
             layer.conditioner_projection.weight.zero_()
             layer.conditioner_projection.bias.zero_()
     save_lmnt(model, params, tmp_path / "uncond.pt", unconditional=True)
-    ours_params, ours = convert_lmnt(str(tmp_path / "uncond.pt"))
-    assert ours_params.network.conditioning == "none"
-    compare_eps(model, ours, None, "unconditional (12 × 32)")
+    ours_params, ours = convert_lmnt(str(tmp_path / "uncond.pt"), [f"network.impl={impl}"])
+    assert ours_params.network.conditioning == "none" and ours.impl == impl
+    compare_eps(model, ours, None, f"unconditional (12 × 32, {impl})")
 
 
 @pytest.fixture(scope="module")
