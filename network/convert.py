@@ -87,6 +87,9 @@ def read_diffusers(directory):
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ConvertError(f"{path}: not valid JSON ({e})") from None
 
+    if os.path.isdir(os.path.join(directory, "vqvae")):
+        raise ConvertError(f"{directory}: a latent pipeline (vqvae/): only pixel-space "
+                           f"UNet2DModel pipelines convert")
     config = load_json(os.path.join(unet_dir, "config.json"), True)
     weights = os.path.join(unet_dir, "diffusion_pytorch_model.safetensors")
     if not os.path.isfile(weights):
