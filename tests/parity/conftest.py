@@ -1,8 +1,9 @@
 """Parity with the PyTorch originals (`make parity`, in .venv-torch).
 
-Without torch (the main venv, `make test`) nothing here is collected. With it, every test
-builds an original with random weights in-process, saves it in its native format, converts or
-mirrors it, and compares on the same inputs; each prints `PARITY <what>: max … error …`.
+Without torch and the originals (the main venv, `make test`) nothing here is collected. With
+them, every test builds an original with random weights in-process, saves it in its native
+format, converts or mirrors it, and compares on the same inputs; each prints
+`PARITY <what>: max … error …`.
 
 torchaudio: lmnt's diffwave.inference and audio_diffusion_pytorch.components import it at the
 top, but only lmnt's WAV writer and Moûsai's MelSpectrogram use it, which no test calls. No
@@ -12,8 +13,10 @@ import importlib.util
 import sys
 import types
 
-if importlib.util.find_spec("torch") is None:
-    collect_ignore_glob = ["test_*.py"]
+ORIGINALS = ("torch", "diffwave", "diffusers", "audiodiffusion", "audio_diffusion_pytorch",
+             "a_unet", "librosa")
+if any(importlib.util.find_spec(name) is None for name in ORIGINALS):
+    collect_ignore_glob = ["test_*.py"]          # not .venv-torch (make torch-venv)
 elif importlib.util.find_spec("torchaudio") is None:
     stub = types.ModuleType("torchaudio")
     stub.transforms = types.ModuleType("torchaudio.transforms")
