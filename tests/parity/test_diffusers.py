@@ -82,6 +82,10 @@ def test_pipeline_layout_and_bad_directories(tmp_path, capsys):
     params, _, _ = load_run(str(tmp_path / "run"))
     assert (params.network.x_res, params.network.n_fft, params.network.n_iter) == (32, 1024, 16)
     assert params.data.crop_samples == 32 * 256 - 1 and params.diffusion.num_steps == 1000
+    import generate                                   # the converted run samples like any other
+    assert generate.main(["--run", str(tmp_path / "run"), "--steps", "2", "--num", "1",
+                          "--out", str(tmp_path / "out")]) == 0
+    assert len(list((tmp_path / "out").glob("*.wav"))) == 1
 
     from safetensors.numpy import load_file, save_file
     weights = pipe / "unet" / "diffusion_pytorch_model.safetensors"
