@@ -4,10 +4,17 @@ VENV := .venv
 REQ_HASH := $(shell cat requirements.txt requirements-nodeps.txt | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 PY := $(VENV)/bin/python
+# The PyTorch reference's venv (benchmarks and parity tests only; see requirements-torch.txt).
+TORCH_VENV := .venv-torch
+TORCH_REQ := requirements-torch.txt
+TORCH_STAMP := $(TORCH_VENV)/.installed-$(shell cat requirements.txt $(TORCH_REQ) | sha256sum \
+	| cut -c1-16)
+TORCH_PY := $(TORCH_VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv test demo bench dataset clean torch-venv parity
+.PHONY: venv bench-venv test test-portable parity demo bench bench-pipeline bench-evaluate \
+	bench-diffwave dataset clean
 
 venv: $(STAMP)
 
@@ -24,10 +31,40 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
+bench-venv: $(TORCH_STAMP)
+
+# Same scheme for the reference's venv: lines ending in "# nodeps" go in with --no-deps, last;
+# pip check ignores what those lack. Ends with a forward + backward dilated conv on the CPU.
+$(TORCH_STAMP): requirements.txt $(TORCH_REQ)
+	@if ! $(TORCH_PY) -c "import sys; assert sys.version_info[:2] == (3, 11)" 2>/dev/null; then \
+		rm -rf $(TORCH_VENV) && $(PYTHON) -m venv $(TORCH_VENV); fi
+	$(TORCH_PY) -m pip install --quiet --upgrade pip
+	grep -v '#[[:space:]]*nodeps' $(TORCH_REQ) > $(TORCH_VENV)/requirements-deps.txt
+	sed -n '/^[^#]/s/[[:space:]]*#[[:space:]]*nodeps.*//p' $(TORCH_REQ) > $(TORCH_VENV)/requirements-nodeps.txt
+	@# with the main stack: tests/parity runs our TF code beside torch in one process
+	$(TORCH_PY) -m pip install --quiet -r requirements.txt -r $(TORCH_VENV)/requirements-deps.txt
+	$(TORCH_PY) -m pip install --quiet --no-deps -r $(TORCH_VENV)/requirements-nodeps.txt
+	@$(TORCH_PY) -m pip check | grep -viE "^No broken|^($$(sed -n 's/[=<>!~ ].*//p' \
+		$(TORCH_VENV)/requirements-nodeps.txt | paste -sd'|' -)) " > $(TORCH_VENV)/broken.txt || true
+	@if [ -s $(TORCH_VENV)/broken.txt ]; then cat $(TORCH_VENV)/broken.txt; exit 1; fi
+	$(TORCH_PY) -c "import torch; c = torch.nn.Conv1d(8, 16, 3, padding=2, dilation=2); \
+		c(torch.randn(2, 8, 100, requires_grad=True)).sum().backward(); \
+		print('torch', torch.__version__, 'CUDA build' if torch.version.cuda else 'CPU build', 'works')"
+	rm -f $(TORCH_VENV)/.installed-* && touch $@
+
 # Two pytest workers, one test file each at a time (module fixtures train once): TF's
 # tracing and Python are single-threaded, so two files overlap well on 2 cores.
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
+
+# The CPU-dependent files again with oneDNN off: TF's default on AVX2-only x86, Apple Silicon
+# and ARM (Eigen kernels: no dilated Conv2DBackpropInput, bf16 emulated). make test runs with
+# this machine's default, and tests/test_portability.py caps oneDNN at AVX2 (no bf16).
+PORTABLE_TESTS := test_diffwave_net test_portability test_training test_multiworker test_export \
+	test_generate_cli test_bad_input_matrix test_samplers
+test-portable: $(STAMP)
+	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest -q -n 2 --dist loadfile \
+		$(patsubst %,tests/%.py,$(PORTABLE_TESTS))
 
 # Trains the tiny DiffWave on the bundled chorales (~2 min; re-running resumes or finishes),
 # then writes two generated clips (WAV + spectrogram PNG) to runs/demo/samples.
@@ -36,30 +73,24 @@ demo: $(STAMP)
 		--steps 3000
 	$(PY) generate.py --run runs/demo --seconds 2 --num 2 --out runs/demo/samples
 
-# The PyTorch venv (torch CPU + the originals + the main stack), rebuilt when its requirements
-# change: the stamp is keyed on the hash of every requirements file it installs.
-TVENV := .venv-torch
-TREQ_HASH := $(shell cat requirements.txt requirements-torch.txt requirements-torch-nodeps.txt \
-	| sha256sum | cut -c1-16)
-TSTAMP := $(TVENV)/.installed-$(TREQ_HASH)
-TPY := $(TVENV)/bin/python
+# Parity with the PyTorch originals (tests/parity), in .venv-torch: each test prints its
+# maximum error (docs/coming-from-pytorch.md).
+parity: $(TORCH_STAMP)
+	$(TORCH_PY) -m pytest -q -s -p no:cacheprovider tests/parity
 
-torch-venv: $(TSTAMP)
+# All benchmarks. The DiffWave ones measure the PyTorch reference in the same run (bench-venv).
+bench: bench-pipeline bench-diffwave bench-evaluate
 
-$(TSTAMP): requirements.txt requirements-torch.txt requirements-torch-nodeps.txt
-	@if ! $(TPY) -c "import sys; assert sys.version_info[:2] == (3, 11)" 2>/dev/null; then \
-		rm -rf $(TVENV) && $(PYTHON) -m venv $(TVENV); fi
-	$(TPY) -m pip install --quiet --upgrade pip
-	$(TPY) -m pip install --quiet -r requirements-torch.txt
-	$(TPY) -m pip install --quiet --no-deps -r requirements-torch-nodeps.txt
-	rm -f $(TVENV)/.installed-* && touch $@
-
-# Parity with the PyTorch originals (tests/parity): each test prints its maximum error.
-parity: $(TSTAMP)
-	$(TPY) -m pytest -q -s -p no:cacheprovider tests/parity
-
-bench: $(STAMP)
+bench-pipeline: $(STAMP)
 	$(PY) benchmarks/bench_pipeline.py
+
+bench-evaluate: $(STAMP)
+	$(PY) benchmarks/bench_evaluate.py
+
+# Training and sampling of DiffWave BASE, ours (each oneDNN mode × implementation) beside lmnt's.
+bench-diffwave: $(STAMP) $(TORCH_STAMP)
+	$(PY) benchmarks/bench_diffwave.py
+	$(PY) benchmarks/bench_sampling.py
 
 # Regenerates dataset/ from Debian's synthesizers and SoundFont (see dataset/ATTRIBUTION.md).
 dataset:

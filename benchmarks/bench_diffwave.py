@@ -1,18 +1,20 @@
-"""Training speed of DiffWave BASE (unconditional, 30 layers × 64 channels, cycle 10, T = 50) on CPU.
+"""Training speed of DiffWave BASE (unconditional, 30 layers × 64 channels, cycle 10, T = 50) on
+this CPU, beside the PyTorch reference (lmnt-com/diffwave) measured in the same invocation.
 
-    python benchmarks/bench_diffwave.py [--batch 4] [--length 16000] [--steps 7] [--precision both]
+    python benchmarks/bench_diffwave.py [--steps 5] [--precision fp32|bf16|both]
+        [--impls fused,reference] [--onednn 0,1] [--no-reference]
 
 One train step = forward + backward + Adam update in one plain tf.function (no XLA), L1 loss on ε
-like the DiffWave reference. Prints seconds per step (median of --steps timed steps after warm-up),
-audio-seconds trained per wall-clock second (batch · length / 16000 / s-per-step) and the peak RSS
-of the process, for fp32 and for Keras' "mixed_bfloat16" policy, each in its own subprocess so
-neither the policy nor the memory peak leaks into the other. The reference figures were measured
-on the same 2-core CPU. Goal: ≤ 1.5 s per step at batch 4 × 16000.
+like the reference, batch 4 × 16000. Each configuration (oneDNN off/on via TF_ENABLE_ONEDNN_OPTS
+× DiffWave implementation × precision) runs in its own process, so neither the policy, the
+oneDNN mode nor the memory peak leaks into the next. The reference runs first, in .venv-torch
+(`make bench-venv`), through benchmarks/bench_reference.py. Prints seconds per step (median of
+--steps timed steps after warm-up), audio-seconds trained per second, peak RSS and the speed-up
+ratio = reference seconds / ours (> 1: we are faster). Goal: fp32 training ≥ 2× the reference.
 """
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,17 +22,16 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import anchor  # noqa: E402
+
 SAMPLE_RATE = 16000
-GOAL_S = 1.5
-
-# Measured on this machine at batch 4 × 16000 (see the DiffWave speed issue).
-REFERENCES = [("PyTorch reference (lmnt-com/diffwave), fp32", 3.01),
-              ("naive Keras DiffWave, fp32", 4.5),
-              ("naive Keras DiffWave, mixed_bfloat16", 3.7)]
+GOAL_RATIO = 2.0                     # fp32 training: ≥ 2× the PyTorch reference's speed
+IMPLS = ("fused", "reference", "auto", "default")   # default: no impl= argument at all
 
 
-def measure(batch, length, steps, warmup, precision, inter_op=0, seed=0):
-    """Runs in a fresh process: → dict(s_per_step, times, peak_rss_mb, params)."""
+def measure(batch, length, steps, warmup, precision, impl, inter_op=0, seed=0):
+    """Runs in a fresh process: → dict(s_per_step, times, peak_rss_mb, params, impl)."""
     import resource
 
     import keras
@@ -44,7 +45,15 @@ def measure(batch, length, steps, warmup, precision, inter_op=0, seed=0):
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bf16" else "float32")
     keras.utils.set_random_seed(seed)
-    net = DiffWave(30, 64, 10, 50, conditioning="none")
+    kwargs = {} if impl == "default" else {"impl": impl}
+    try:
+        net = DiffWave(30, 64, 10, 50, conditioning="none", **kwargs)
+    except (TypeError, ValueError) as err:
+        if "impl" not in str(err):
+            raise
+        print(f"{anchor.UNSUPPORTED}network.diffwave.DiffWave does not take impl= here "
+              f"({str(err)[:80]}); merge main for network.impl, or use --impls default")
+        sys.exit(0)
     net.build()
     # Give the zero-initialised head weights so the backward pass is the one of a trained model.
     net.output_projection.kernel.assign(
@@ -74,100 +83,122 @@ def measure(batch, length, steps, warmup, precision, inter_op=0, seed=0):
         times.append(time.perf_counter() - start)
     return {"s_per_step": float(np.median(times)), "times": times,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-            "params": int(sum(np.prod(w.shape) for w in net.trainable_weights))}
-
-
-def busy_cpu_seconds():
-    """CPU-seconds all processes have spent busy since boot (/proc/stat), or None."""
-    try:
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-    except OSError:
-        return None
-    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def idle_fraction(seconds=2.0):
-    start = busy_cpu_seconds()
-    time.sleep(seconds)
-    if start is None:
-        return float("nan")
-    return 1.0 - (busy_cpu_seconds() - start) / (seconds * os.cpu_count())
-
-
-def run_child(cmd):
-    """Runs one measurement; → (result dict, share of a core other processes used meanwhile)."""
-    import resource
-    before, busy0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), busy_cpu_seconds(), time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    after, busy1, wall = resource.getrusage(resource.RUSAGE_CHILDREN), busy_cpu_seconds(), time.time() - t0
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not line:
-        sys.stderr.write(proc.stdout + proc.stderr)
-        sys.exit(f"error: {' '.join(cmd[-10:])} failed (exit {proc.returncode})")
-    mine = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    others = max(0.0, (busy1 - busy0) - mine) / wall if busy0 is not None else float("nan")
-    return json.loads(line[0][len("RESULT "):]), others
+            "params": int(sum(np.prod(w.shape) for w in net.trainable_weights)),
+            "impl": str(getattr(net, "impl", impl))}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--length", type=int, default=16000, help="samples per example")
-    ap.add_argument("--steps", type=int, default=7, help="timed steps (median is reported; ≥ 5)")
+    ap.add_argument("--steps", type=int, default=5, help="timed steps (median is reported)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps (tracing, allocation)")
-    ap.add_argument("--precision", choices=("fp32", "bf16", "both"), default="both")
+    ap.add_argument("--precision", choices=("fp32", "bf16", "both"), default="fp32")
+    ap.add_argument("--impls", default="fused,reference",
+                    help=f"DiffWave implementations, comma list of {', '.join(IMPLS)}")
+    ap.add_argument("--onednn", default="0,1", help="TF_ENABLE_ONEDNN_OPTS values, comma list")
     ap.add_argument("--inter-op", type=int, default=0,
                     help="TF inter-op threads (0: TF's default, as a training run has)")
+    ap.add_argument("--torch-threads", type=int, default=2, help="the reference's threads")
+    ap.add_argument("--torch-env", action="append", type=anchor.env_item, default=[],
+                    metavar="KEY=VALUE", help="environment of the reference's process only "
+                    "(repeatable), e.g. OMP_WAIT_POLICY=PASSIVE on a busy machine")
+    ap.add_argument("--no-reference", action="store_true", help="skip the PyTorch reference")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--impl", default="default", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.steps < 1 or args.warmup < 1:
         ap.error("--steps and --warmup must be ≥ 1")
 
-    if args.child:                                    # one precision, result as JSON on stdout
+    if args.child:                   # one configuration, result as JSON on stdout
         result = measure(args.batch, args.length, args.steps, args.warmup, args.precision,
-                         args.inter_op)
+                         args.impl, args.inter_op)
         print("RESULT " + json.dumps(result))
         return
 
+    impls = anchor.parse_list(args.impls, IMPLS, "--impls")
+    modes = anchor.parse_list(args.onednn, ("0", "1"), "--onednn")
     precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
     audio_s = args.batch * args.length / SAMPLE_RATE
-    print(f"DiffWave BASE unconditional, batch {args.batch} × {args.length} samples "
-          f"({audio_s:g} audio-s per step), {os.cpu_count()} CPUs, "
-          f"median of {args.steps} steps after {args.warmup} warm-up")
-    idle = idle_fraction()
-    if idle < 0.9:
-        print(f"warning: the CPUs were only {idle:.0%} idle before the run; other jobs inflate "
-              f"the figures (the machine should be quiet)")
+    print(f"CPU: {anchor.cpu_summary()}")
+    print(f"DiffWave BASE unconditional training, batch {args.batch} × {args.length} samples "
+          f"({audio_s:g} audio-s per step), median of {args.steps} steps after {args.warmup} "
+          f"warm-up")
+    anchor.warn_if_busy()
 
-    results, others = {}, {}
-    for precision in precisions:
-        cmd = [sys.executable, __file__, "--child", "--precision", precision,
-               "--batch", str(args.batch), "--length", str(args.length),
-               "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--inter-op", str(args.inter_op)]
-        results[precision], others[precision] = run_child(cmd)
+    reference, ref_others = None, None
+    if not args.no_reference:
+        reference, ref_others = anchor.run_reference(
+            "train", ["--batch", str(args.batch), "--length", str(args.length),
+                      "--steps", str(args.steps), "--warmup", str(args.warmup)],
+            threads=args.torch_threads, env=args.torch_env)
+    ref_s = reference["train"]["seconds"] if reference else None
+
+    shares = [ref_others] if ref_others is not None else []
+
+    def run_all(impl_list):
+        out = []
+        for mode in modes:
+            for impl in impl_list:
+                for precision in precisions:
+                    cmd = [sys.executable, __file__, "--child", "--precision", precision,
+                           "--impl", impl, "--batch", args.batch, "--length", args.length,
+                           "--steps", args.steps, "--warmup", args.warmup,
+                           "--inter-op", args.inter_op]
+                    result, others, error = anchor.run_child(
+                        cmd, env={"TF_ENABLE_ONEDNN_OPTS": mode})
+                    shares.append(others)
+                    out.append((mode, impl, precision, result, others, error))
+        return out
+
+    rows = run_all(impls)
+    unsupported = {impl for _, impl, _, r, _, e in rows if e and e.startswith("network.")}
+    if unsupported:
+        print(f"note: {next(e for *_, e in rows if e and e.startswith('network.'))}")
+        rows = [row for row in rows if row[1] not in unsupported]
+        if not rows:
+            print("note: measuring the default implementation instead (--impls default)")
+            rows = run_all(["default"])
 
     print()
-    print(f"{'':48s} {'s/step':>8s} {'audio-s/s':>10s} {'peak RSS':>10s}")
-    for precision, r in results.items():
-        name = f"this DiffWave, {'fp32' if precision == 'fp32' else 'mixed_bfloat16'}"
-        print(f"{name:48s} {r['s_per_step']:8.3f} {audio_s / r['s_per_step']:10.2f} "
-              f"{r['peak_rss_mb']:8.0f} MB")
-    ref_note = "" if (args.batch, args.length) == (4, 16000) else "  (measured at 4 × 16000)"
-    for name, s in REFERENCES:
-        print(f"{name:48s} {s:8.2f} {4 * 16000 / SAMPLE_RATE / s:10.2f} {'':>10s}{ref_note}")
+    print(f"{'configuration':50s} {'s/step':>8s} {'audio-s/s':>10s} {'peak RSS':>10s} "
+          f"{'speed-up':>9s}  goal ≥ {GOAL_RATIO:g}× (fp32)")
+    if reference:
+        print(f"{'PyTorch reference (lmnt), fp32':50s} {ref_s:8.3f} {audio_s / ref_s:10.2f} "
+              f"{reference['peak_rss_mb']:7.0f} MB {'1.00×':>9s}")
+    for mode, impl, precision, result, others, error in rows:
+        name = f"ours, {anchor.onednn_label(mode)}, impl={impl}, " + (
+            "fp32" if precision == "fp32" else "mixed_bfloat16")
+        if result is None:
+            print(f"{name:50s} {error}")
+            continue
+        s = result["s_per_step"]
+        goal = anchor.goal_text(ref_s, s, GOAL_RATIO) if precision == "fp32" else ""
+        print(f"{name:50s} {s:8.3f} {audio_s / s:10.2f} {result['peak_rss_mb']:7.0f} MB "
+              f"{anchor.ratio_text(ref_s, s):>9s}  {goal}")
     print()
-    for precision, r in results.items():
-        print(f"{precision}: {r['params']:,} parameters; step times "
-              + " ".join(f"{t:.3f}" for t in r["times"])
-              + f"; other processes used {others[precision]:.0%} of a core meanwhile")
-    if max(others.values()) > 0.1:
-        print("warning: other processes were busy during the measurement; repeat it when quiet")
-    if (args.batch, args.length) == (4, 16000):
-        best = min(r["s_per_step"] for r in results.values())
-        print(f"goal ≤ {GOAL_S} s/step: {'met' if best <= GOAL_S else 'NOT met'} "
-              f"(best {best:.3f} s)")
+    if reference:
+        print(f"reference: step times " + " ".join(f"{t:.3f}" for t in reference["train"]["times"])
+              + f"; other processes used {ref_others:.0%} of a core meanwhile")
+    for mode, impl, precision, result, others, error in rows:
+        if result is not None:
+            print(f"{anchor.onednn_label(mode)}, impl={impl} ({result['impl']}), {precision}: "
+                  f"{result['params']:,} parameters; step times "
+                  + " ".join(f"{t:.3f}" for t in result["times"])
+                  + f"; other processes used {others:.0%} of a core meanwhile")
+    note = anchor.others_note(shares)
+    if note:
+        print(note)
+    fp32 = [(r["s_per_step"], mode, impl) for mode, impl, p, r, _, _ in rows
+            if r is not None and p == "fp32"]
+    if reference and fp32:
+        best, mode, impl = min(fp32)
+        print(f"goal: fp32 training ≥ {GOAL_RATIO:g}× the PyTorch reference: "
+              f"{anchor.goal_text(ref_s, best, GOAL_RATIO)} (best {ref_s / best:.2f}×, "
+              f"{anchor.onednn_label(mode)}, impl={impl})"
+              + ("; the machine was busy: not conclusive" if note else ""))
+    elif not reference:
+        print("goal: not checked (no PyTorch reference in this run)")
 
 
 if __name__ == "__main__":

@@ -1,19 +1,29 @@
-"""Sampling speed of DiffWave BASE (unconditional) on this machine, in Python and as a SavedModel,
-and the peak memory of generating 10 minutes of audio with chunked denoising.
+"""Sampling speed of DiffWave BASE (unconditional) on this CPU, in Python and as a SavedModel,
+beside the PyTorch reference (lmnt-com/diffwave) measured in the same invocation; optionally the
+peak memory of generating 10 minutes of audio with chunked denoising.
 
-    python benchmarks/bench_sampling.py [--seconds 1] [--long-minutes 10] [--precision fp32]
+    python benchmarks/bench_sampling.py [--seconds 1] [--precision fp32|bf16|both]
+        [--impls fused,reference] [--onednn 0,1] [--samplers fast,ddpm] [--no-reference]
+        [--long-minutes 10]
 
-Prints seconds and real-time factor (audio seconds / wall seconds) for a 1 s clip at 16 kHz:
-fast 6-step and 50-step DDPM, through diffusion.samplers.sample and through the exported
-SavedModel (whole loop in the graph), next to the PyTorch reference measured on this machine
-(lmnt-com/diffwave: 1.80 s for the 6-step clip, RTF 0.555; 12.8 s for 50 steps). Goal: RTF
-≥ 1.2 for the 6-step clip. The long run uses one denoising step: memory per step does not
-depend on the number of steps, and one step of 10 minutes already takes minutes here.
+For a 1 s clip at 16 kHz: fast 6-step and 50-step DDPM, through diffusion.samplers.sample (the
+Python path generate.py takes, graph trace included) and through the exported SavedModel (whole
+loop in the graph). Each configuration (oneDNN off/on via TF_ENABLE_ONEDNN_OPTS × DiffWave
+implementation via network.impl × precision) runs in its own process. The reference runs first,
+in .venv-torch (`make bench-venv`), through benchmarks/bench_reference.py (lmnt's inference
+loop). Prints seconds (best of --repeats after a warm-up call; DDPM: best of --ddpm-repeats),
+the real-time factor and the speed-up ratio = reference seconds / ours (> 1: we are faster).
+Goal: fast-6 through the SavedModel ≥ 2.5× the reference.
+
+--long-minutes N (0, the default, skips it) adds one chunked BASE denoising step over N minutes
+of audio with the run's defaults (oneDNN and impl as the machine chooses) and prints its peak
+RSS: memory per step does not depend on the number of steps, and one step of 10 minutes
+already takes minutes here.
 """
 import argparse
+import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,16 +32,31 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-REFERENCE = {"fast": 1.80, "ddpm": 12.8}     # PyTorch lmnt-com/diffwave, 2 threads, this CPU
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import anchor  # noqa: E402
+
+GOAL_RATIO = 2.5                  # fast-6 through the SavedModel: ≥ 2.5× the reference's speed
+IMPLS = ("fused", "reference", "auto", "default")   # default: no network.impl override
+SAMPLERS = ("fast", "ddpm")
 
 
-def make_run(directory, precision):
+def make_run(directory, precision, impl):
     """A BASE run directory with (untrained) weights: speed does not depend on the values."""
     from diffusion.ema import EMA
     from diffusion.families import family_for
-    from params import apply_overrides, get_preset
+    from params import ParamsError, apply_overrides, get_preset
     import tensorflow as tf
-    params = apply_overrides(get_preset("base"), [f"mixed_precision={precision == 'bf16'}"])
+    overrides = [f"mixed_precision={precision == 'bf16'}"]
+    if impl != "default":
+        overrides.append(f"network.impl={impl}")
+    try:
+        params = apply_overrides(get_preset("base"), overrides)
+    except ParamsError as e:
+        if "impl" not in str(e):
+            raise
+        print(f"{anchor.UNSUPPORTED}network.impl is not a parameter here ({str(e)[:80]}); "
+              f"merge main, or use --impls default")
+        sys.exit(0)
     params.save(os.path.join(directory, "params.json"))
     model = family_for(params).build_model()
     tf.train.Checkpoint(model=model, ema=EMA(model, 0.999)).save(
@@ -39,22 +64,57 @@ def make_run(directory, precision):
     return params
 
 
-def timed(fn, repeats=3):
+def timed(fn, repeats):
+    """Best of `repeats` calls after one warm-up call → (best, times)."""
     fn()
-    best = float("inf")
+    times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        times.append(time.perf_counter() - start)
+    return min(times), times
 
 
-def long_run(run_dir, minutes):
+def measure(seconds, precision, impl, samplers, repeats, ddpm_repeats):
+    """Child process: one configuration → dict per sampler of python/savedmodel seconds."""
+    import keras
+    import tensorflow as tf
+    from diffusion.export import SamplerModule, export
+    from diffusion.inference import build_scheduler, load_run
+    from diffusion.samplers import sample
+    tmp = tempfile.mkdtemp()
+    make_run(tmp, precision, impl)
+    params, family, model = load_run(tmp)
+    length = int(seconds * params.data.sample_rate)
+    result = {"impl": str(getattr(model, "impl", impl)), "params": int(model.count_params()),
+              "policy": keras.mixed_precision.global_policy().name}
+    for name in samplers:
+        scheduler = build_scheduler(params, name)
+        n = repeats if name == "fast" else ddpm_repeats
+        denoise = family.denoiser(model, {})
+        python, python_times = timed(
+            lambda: sample(denoise, scheduler, [1, length, 1], 0).numpy(), n)
+        directory = os.path.join(tmp, f"exported_{name}")
+        export(SamplerModule(family, model, scheduler, params, chunk=0), directory)
+        served = tf.saved_model.load(directory).signatures["serving_default"]
+        graph, graph_times = timed(
+            lambda: served(num_samples=tf.constant(1), length=tf.constant(length),
+                           seed=tf.constant(0))["audio"].numpy(), n)
+        result[name] = {"steps": int(scheduler.num_inference_steps), "python": python,
+                        "python_times": python_times, "savedmodel": graph,
+                        "savedmodel_times": graph_times}
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return result
+
+
+def long_run(minutes):
     """Child process: one chunked denoising step over `minutes` of audio; prints peak RSS."""
     import tensorflow as tf
     from diffusion.inference import load_run
     from diffusion.samplers import chunked
-    params, family, model = load_run(run_dir)
+    tmp = tempfile.mkdtemp()
+    make_run(tmp, "fp32", "default")
+    params, family, model = load_run(tmp)
     length = int(minutes * 60 * params.data.sample_rate)
     denoise = tf.function(chunked(family.denoiser(model, {}), 4 * params.data.sample_rate,
                                   (model.receptive_field - 1) // 2))
@@ -62,53 +122,144 @@ def long_run(run_dir, minutes):
     start = time.perf_counter()
     eps = denoise(x, tf.constant([10.0]))
     elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
-    print(f"{minutes:g} min of audio ({length:,} samples), one denoising step: {elapsed:.0f} s,"
-          f" output finite: {bool(tf.reduce_all(tf.math.is_finite(eps)))}, "
-          f"peak RSS {peak:.2f} GB (goal < 3 GB)")
+    return {"minutes": minutes, "samples": length, "seconds": elapsed,
+            "finite": bool(tf.reduce_all(tf.math.is_finite(eps))),
+            "impl": str(getattr(model, "impl", "?")),
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=float, default=1.0)
-    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-    ap.add_argument("--long-minutes", type=float, default=10.0, help="0 skips the memory run")
-    ap.add_argument("--long-child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--seconds", type=float, default=1.0, help="clip length")
+    ap.add_argument("--precision", choices=("fp32", "bf16", "both"), default="fp32")
+    ap.add_argument("--impls", default="fused,reference",
+                    help=f"DiffWave implementations, comma list of {', '.join(IMPLS)}")
+    ap.add_argument("--onednn", default="0,1", help="TF_ENABLE_ONEDNN_OPTS values, comma list")
+    ap.add_argument("--samplers", default="fast,ddpm", help="comma list of fast, ddpm")
+    ap.add_argument("--repeats", type=int, default=3, help="timed fast-6 clips (best)")
+    ap.add_argument("--ddpm-repeats", type=int, default=1, help="timed DDPM-50 clips (best)")
+    ap.add_argument("--torch-threads", type=int, default=2, help="the reference's threads")
+    ap.add_argument("--torch-env", action="append", type=anchor.env_item, default=[],
+                    metavar="KEY=VALUE", help="environment of the reference's process only "
+                    "(repeatable), e.g. OMP_WAIT_POLICY=PASSIVE on a busy machine")
+    ap.add_argument("--no-reference", action="store_true", help="skip the PyTorch reference")
+    ap.add_argument("--long-minutes", type=float, default=0.0,
+                    help="also the memory run over this many minutes (0: skip)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--long-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--impl", default="default", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.repeats < 1 or args.ddpm_repeats < 1:
+        ap.error("--repeats and --ddpm-repeats must be ≥ 1")
+    samplers = anchor.parse_list(args.samplers, SAMPLERS, "--samplers")
     if args.long_child:
-        return long_run(args.long_child, args.long_minutes)
+        print("RESULT " + json.dumps(long_run(args.long_minutes)))
+        return
+    if args.child:
+        result = measure(args.seconds, args.precision, args.impl, samplers, args.repeats,
+                         args.ddpm_repeats)
+        print("RESULT " + json.dumps(result))
+        return
 
-    import tensorflow as tf
-    from diffusion.export import SamplerModule, export
-    from diffusion.inference import build_scheduler, load_run
-    from diffusion.samplers import sample
-    tmp = tempfile.mkdtemp()
-    params = make_run(tmp, args.precision)
-    _, family, model = load_run(tmp)
-    length = int(args.seconds * params.data.sample_rate)
-    print(f"DiffWave BASE ({model.count_params():,} parameters, {args.precision}), "
-          f"{args.seconds:g} s clip at {params.data.sample_rate} Hz, batch 1, "
-          f"{os.cpu_count()} cores")
-    print(f"{'sampler':8s} {'path':12s} {'seconds':>8s} {'RTF':>6s}   reference (PyTorch)")
-    for name in ("fast", "ddpm"):
-        scheduler = build_scheduler(params, name)
-        denoise = family.denoiser(model, {})
-        python = timed(lambda: sample(denoise, scheduler, [1, length, 1], 0).numpy(),
-                       repeats=3 if name == "fast" else 1)
-        directory = os.path.join(tmp, f"exported_{name}")
-        export(SamplerModule(family, model, scheduler, params, chunk=0), directory)
-        served = tf.saved_model.load(directory).signatures["serving_default"]
-        graph = timed(lambda: served(num_samples=tf.constant(1), length=tf.constant(length),
-                                     seed=tf.constant(0))["audio"].numpy(),
-                      repeats=3 if name == "fast" else 1)
-        ref = REFERENCE[name] * args.seconds
-        steps = scheduler.num_inference_steps
-        for path, secs in (("python", python), ("savedmodel", graph)):
-            print(f"{name + '-' + str(steps):8s} {path:12s} {secs:8.2f} {args.seconds / secs:6.2f}"
-                  f"   {ref:.2f} s, RTF {args.seconds / ref:.3f}")
+    impls = anchor.parse_list(args.impls, IMPLS, "--impls")
+    modes = anchor.parse_list(args.onednn, ("0", "1"), "--onednn")
+    precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
+    print(f"CPU: {anchor.cpu_summary()}")
+    print(f"DiffWave BASE unconditional sampling, {args.seconds:g} s clip at 16 kHz, batch 1; "
+          f"fast-6 best of {args.repeats}, DDPM-50 best of {args.ddpm_repeats}, after a warm-up")
+    anchor.warn_if_busy()
+
+    reference, ref_others = None, None
+    if not args.no_reference:
+        reference, ref_others = anchor.run_reference(
+            ",".join(samplers), ["--seconds", str(args.seconds), "--repeats", str(args.repeats),
+                                 "--ddpm-repeats", str(args.ddpm_repeats)],
+            threads=args.torch_threads, env=args.torch_env)
+    shares = [ref_others] if ref_others is not None else []
+
+    def run_all(impl_list):
+        out = []
+        for mode in modes:
+            for impl in impl_list:
+                for precision in precisions:
+                    cmd = [sys.executable, __file__, "--child", "--precision", precision,
+                           "--impl", impl, "--seconds", args.seconds, "--samplers",
+                           ",".join(samplers), "--repeats", args.repeats,
+                           "--ddpm-repeats", args.ddpm_repeats]
+                    result, others, error = anchor.run_child(
+                        cmd, env={"TF_ENABLE_ONEDNN_OPTS": mode})
+                    shares.append(others)
+                    out.append((mode, impl, precision, result, others, error))
+        return out
+
+    rows = run_all(impls)
+    unsupported = {impl for _, impl, _, r, _, e in rows if e and e.startswith("network.")}
+    if unsupported:
+        print(f"note: {next(e for *_, e in rows if e and e.startswith('network.'))}")
+        rows = [row for row in rows if row[1] not in unsupported]
+        if not rows:
+            print("note: measuring the default implementation instead (--impls default)")
+            rows = run_all(["default"])
+
+    print()
+    print(f"{'sampler':8s} {'path':11s} {'configuration':40s} {'seconds':>8s} {'RTF':>7s} "
+          f"{'speed-up':>9s}  goal ≥ {GOAL_RATIO:g}× (fast, SavedModel)")
+    for name in samplers:
+        ref_s = reference[name]["seconds"] if reference else None
+        label = f"{name}-{6 if name == 'fast' else 50}"
+        if ref_s:
+            print(f"{label:8s} {'torch':11s} {'PyTorch reference (lmnt), fp32':40s} "
+                  f"{ref_s:8.2f} {args.seconds / ref_s:7.3f} {'1.00×':>9s}")
+        for mode, impl, precision, result, others, error in rows:
+            config = f"{anchor.onednn_label(mode)}, impl={impl}, {precision}"
+            if result is None:
+                print(f"{label:8s} {'—':11s} {config:40s} {error}")
+                continue
+            if result["policy"] == "float32" and precision == "bf16":
+                config += " (ran fp32)"
+            r = result[name]
+            for path in ("python", "savedmodel"):
+                s = r[path]
+                goal = (anchor.goal_text(ref_s, s, GOAL_RATIO)
+                        if name == "fast" and path == "savedmodel" else "")
+                print(f"{label:8s} {path:11s} {config:40s} {s:8.2f} {args.seconds / s:7.3f} "
+                      f"{anchor.ratio_text(ref_s, s):>9s}  {goal}")
+    print()
+    if reference:
+        print(f"reference: {reference['parameters']:,} parameters, peak RSS "
+              f"{reference['peak_rss_mb']:.0f} MB; other processes used {ref_others:.0%} of a "
+              f"core meanwhile")
+    for mode, impl, precision, result, others, error in rows:
+        if result is not None:
+            print(f"{anchor.onednn_label(mode)}, impl={impl} ({result['impl']}), {precision} "
+                  f"({result['policy']}): {result['params']:,} parameters, peak RSS "
+                  f"{result['peak_rss_mb']:.0f} MB; other processes used {others:.0%} of a "
+                  f"core meanwhile")
+    note = anchor.others_note(shares)
+    if note:
+        print(note)
+    fast = [(r["fast"]["savedmodel"], mode, impl, p) for mode, impl, p, r, _, _ in rows
+            if r is not None and "fast" in r]
+    if reference and fast and "fast" in reference:
+        best, mode, impl, p = min(fast)
+        ref_s = reference["fast"]["seconds"]
+        print(f"goal: fast-6 through the SavedModel ≥ {GOAL_RATIO:g}× the PyTorch reference: "
+              f"{anchor.goal_text(ref_s, best, GOAL_RATIO)} (best {ref_s / best:.2f}×, "
+              f"{anchor.onednn_label(mode)}, impl={impl}, {p})"
+              + ("; the machine was busy: not conclusive" if note else ""))
+    elif not reference:
+        print("goal: not checked (no PyTorch reference in this run)")
+
     if args.long_minutes > 0:
-        subprocess.run([sys.executable, __file__, "--long-child", tmp, "--long-minutes",
-                        str(args.long_minutes)], check=True)
+        result, _, error = anchor.run_child(
+            [sys.executable, __file__, "--long-child", "--long-minutes", args.long_minutes])
+        if error:
+            print(f"long run: {error}")
+        else:
+            print(f"{result['minutes']:g} min of audio ({result['samples']:,} samples), one "
+                  f"denoising step (impl {result['impl']}): {result['seconds']:.0f} s, output "
+                  f"finite: {result['finite']}, peak RSS {result['peak_rss_gb']:.2f} GB "
+                  f"(goal < 3 GB)")
 
 
 if __name__ == "__main__":
