@@ -42,7 +42,7 @@ def read_lmnt(path):
     try:
         import torch
     except ImportError:
-        raise ConvertError("converting a .pt checkpoint needs PyTorch (make torch-venv; "
+        raise ConvertError("converting a .pt checkpoint needs PyTorch (make bench-venv; "
                            ".venv-torch/bin/python -m network.convert …)") from None
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)

@@ -16,7 +16,7 @@ import types
 ORIGINALS = ("torch", "diffwave", "diffusers", "audiodiffusion", "audio_diffusion_pytorch",
              "a_unet", "librosa")
 if any(importlib.util.find_spec(name) is None for name in ORIGINALS):
-    collect_ignore_glob = ["test_*.py"]          # not .venv-torch (make torch-venv)
+    collect_ignore_glob = ["test_*.py"]          # not .venv-torch (make bench-venv)
 elif importlib.util.find_spec("torchaudio") is None:
     stub = types.ModuleType("torchaudio")
     stub.transforms = types.ModuleType("torchaudio.transforms")
