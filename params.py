@@ -42,6 +42,8 @@ class DataParams:
     shuffle_buffer: int = 512
     decoder: str = "auto"             # auto | tfio | soundfile (see data/audio_io.py)
     segment_seconds: float = 60.0     # longer files are read and cached in segments this long
+    recover: str = "warn"             # a file read only in part (truncated, streamed WAV):
+                                      # warn (use it, listed in the report) | skip | error
 
     def validate(self):
         _positive(self, "sample_rate", "crop_samples", "batch_size",
@@ -51,6 +53,7 @@ class DataParams:
         _choice(self, "normalize", ("none", "peak", "rms"))
         _choice(self, "channels", ("mono", "keep"))
         _choice(self, "decoder", ("auto", "tfio", "soundfile"))
+        _choice(self, "recover", ("warn", "skip", "error"))
         if not self.segment_seconds >= 1.0:
             raise ParamsError(f"data.segment_seconds must be >= 1, got {self.segment_seconds}")
         if not -100.0 <= self.normalize_level_db <= 0.0:

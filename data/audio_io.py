@@ -8,8 +8,12 @@ Backends, chosen per file by `probe(path, prefer)`:
                map still runs files side by side);
   "auto"       tfio for WAV, soundfile for FLAC/OGG/MP3, where libsndfile measured 4–7× faster
                than tfio's decoders on this CPU (benchmarks/bench_pipeline.py prints both).
+  "pcm"        the project's own WAV reader (data/wav_header.py) for PCM/float WAVs whose
+               header lies about the data size (streamed, truncated) and for RF64/BW64.
 32-bit integer and 64-bit float WAV (which tfio misreads) always go through soundfile, and so
-does everything when tfio's ops cannot load (TF ≥ 2.18), with one warning.
+does everything when tfio's ops cannot load (TF ≥ 2.18), with one warning. G.711, IMA ADPCM,
+GSM 6.10, AIFF/AIFC, W64 and CAF are libsndfile's. A compressed file cut off mid-way decodes up
+to the damage (block by block) instead of failing whole.
 """
 from __future__ import annotations
 
@@ -22,13 +26,16 @@ import numpy as np
 import soundfile as sf
 import tensorflow as tf
 
+from data import wav_header
+
 log = logging.getLogger(__name__)
 
-AUDIO_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3")
+AUDIO_EXTENSIONS = (".wav", ".wave", ".bwf", ".rf64", ".w64", ".flac", ".ogg", ".oga", ".mp3",
+                    ".aif", ".aiff", ".aifc", ".caf")
 MAX_SAMPLE_RATE = 768_000
 
 # Decoder ids (what the probe picks, what the graph switches on).
-SOUNDFILE, WAV_U8, WAV_16, WAV_24, WAV_F32, FLAC_16, FLAC_24, VORBIS, MP3 = range(9)
+SOUNDFILE, WAV_U8, WAV_16, WAV_24, WAV_F32, FLAC_16, FLAC_24, VORBIS, MP3, PCM_RAW = range(10)
 _TFIO_KINDS = {("WAV", "PCM_U8"): WAV_U8, ("WAV", "PCM_16"): WAV_16, ("WAV", "PCM_24"): WAV_24,
                ("WAV", "FLOAT"): WAV_F32, ("FLAC", "PCM_16"): FLAC_16,
                ("FLAC", "PCM_24"): FLAC_24, ("OGG", "VORBIS"): VORBIS,
@@ -52,6 +59,8 @@ class AudioInfo:
     channels: int
     frames: int
     decoder: int       # one of the decoder ids above
+    note: str = ""     # how it was read or what was recovered, for the report ("" = normal)
+    damaged: bool = False   # the header lies about the data (data.recover decides)
 
     @property
     def seconds(self) -> float:
@@ -66,26 +75,39 @@ def probe(path: str, prefer: str = "tfio") -> AudioInfo:
     try:
         if os.path.getsize(path) == 0:
             raise AudioError(f"{path}: empty file (0 bytes)")
+        if not os.access(path, os.R_OK):
+            raise PermissionError
+        layout = wav_header.inspect(path)            # None unless a RIFF/RF64/BW64 WAVE
         info = sf.info(path)
+        fmt, subtype = info.format, info.subtype
+        rate, channels, frames = int(info.samplerate), int(info.channels), int(info.frames)
     except PermissionError:
         raise AudioError(f"{path}: permission denied") from None
     except (RuntimeError, sf.LibsndfileError, OSError) as e:
-        reason = str(e).split(":")[-1].strip() or "not a readable audio file"
-        raise AudioError(f"{path}: not a readable audio file ({reason})") from None
-    if not os.access(path, os.R_OK):
-        raise AudioError(f"{path}: permission denied")
-    if not 1 <= info.samplerate <= MAX_SAMPLE_RATE:
-        raise RateError(f"{path}: impossible sample rate {info.samplerate} Hz")
-    if info.channels < 1:
+        if layout is None or not layout.readable:         # e.g. BW64, which libsndfile lacks
+            reason = str(e).split(":")[-1].strip() or "not a readable audio file"
+            raise AudioError(f"{path}: not a readable audio file ({reason})") from None
+        fmt, subtype = layout.container, f"{'FLOAT' if layout.tag == 3 else 'PCM'}_{layout.bits}"
+        rate, channels, frames, info = layout.sample_rate, layout.channels, layout.frames, None
+    if not 1 <= rate <= MAX_SAMPLE_RATE:
+        raise RateError(f"{path}: impossible sample rate {rate} Hz")
+    if channels < 1:
         raise AudioError(f"{path}: no audio channels")
-    if info.frames <= 0:
+    decoder, note, damaged = None, "", bool(layout and layout.damage)
+    if layout is not None and layout.readable and (damaged or info is None or
+                                                   layout.container != "RIFF"):
+        decoder, frames = PCM_RAW, layout.frames        # the samples that are really there
+        note = layout.damage or f"{layout.container} container, read by the project's WAV reader"
+    elif damaged:                                       # a codec: libsndfile reads what it can
+        decoder, note = SOUNDFILE, layout.damage
+    if frames <= 0:
         raise AudioError(f"{path}: empty (0 samples)")
-    decoder = SOUNDFILE
-    if prefer == "tfio" or (prefer == "auto" and info.format == "WAV"):
-        decoder = _TFIO_KINDS.get((info.format, info.subtype), SOUNDFILE) if tfio_available() \
-            else SOUNDFILE
-    return AudioInfo(path, info.format, info.subtype, int(info.samplerate), int(info.channels),
-                     int(info.frames), decoder)
+    if decoder is None:
+        decoder = SOUNDFILE
+        if prefer == "tfio" or (prefer == "auto" and fmt == "WAV"):
+            decoder = _TFIO_KINDS.get((fmt, subtype), SOUNDFILE) if tfio_available() \
+                else SOUNDFILE
+    return AudioInfo(path, fmt, subtype, rate, channels, frames, decoder, note, damaged)
 
 
 @functools.lru_cache(maxsize=1)
@@ -107,24 +129,58 @@ def tfio_available() -> bool:
         return False
 
 
-def _soundfile_read(path, start=0, stop=-1):
+def _path(path):
     path = path.item() if isinstance(path, np.ndarray) else path
+    return path.decode() if isinstance(path, bytes) else path
+
+
+def _soundfile_read(path, start=0, stop=-1, block=1024):
+    """Frames [start, stop) through libsndfile. A file damaged mid-way is read again block by
+    block and gives the blocks before the damage (an error only when not one block decodes)."""
     stop = None if int(stop) < 0 else int(stop)
-    data, _ = sf.read(path.decode() if isinstance(path, bytes) else path, dtype="float32",
-                      always_2d=True, start=int(start), stop=stop)
-    return data
+    try:
+        return sf.read(_path(path), dtype="float32", always_2d=True, start=int(start),
+                       stop=stop)[0]
+    except (RuntimeError, sf.LibsndfileError):
+        pass
+    parts = []
+    with sf.SoundFile(_path(path)) as f:
+        if int(start):                    # (GSM 6.10 and some codecs cannot seek at all)
+            f.seek(int(start))
+        remaining = (stop - int(start)) if stop is not None else None
+        try:
+            while remaining is None or remaining > 0:
+                n = block if remaining is None else min(block, remaining)
+                data = f.read(n, dtype="float32", always_2d=True)
+                if not len(data):
+                    break
+                parts.append(data)
+                remaining = None if remaining is None else remaining - len(data)
+        except (RuntimeError, sf.LibsndfileError):
+            if not parts:
+                raise
+    return np.concatenate(parts)
+
+
+def _pcm_read(path, start=0, stop=-1):
+    """Frames [start, stop) through data/wav_header.py (header sizes it cannot trust)."""
+    path = _path(path)
+    return wav_header.read_frames(path, wav_header.inspect(path), int(start), int(stop))
 
 
 def decode(path, decoder, channels, start=0, stop=-1):
     """In-graph: file path (scalar string) → float32 [T, channels] using decoder id `decoder`.
-    With start/stop (a segment of a long file) only those frames are read, through soundfile."""
-    def fallback():
-        audio = tf.numpy_function(_soundfile_read, [path, start, stop], tf.float32,
-                                  stateful=False)
-        return tf.reshape(audio, [-1, channels])
+    With start/stop (a segment of a long file) only those frames are read, through soundfile
+    or (decoder PCM_RAW) the project's WAV reader."""
+    def reader(fn):
+        return lambda: tf.reshape(tf.numpy_function(fn, [path, start, stop], tf.float32,
+                                                    stateful=False), [-1, channels])
+    fallback, raw = reader(_soundfile_read), reader(_pcm_read)
 
+    if isinstance(decoder, int) and decoder in (SOUNDFILE, PCM_RAW):
+        return raw() if decoder == PCM_RAW else fallback()
     if not tfio_available() or (isinstance(stop, int) and stop != -1):
-        return fallback()
+        return tf.cond(tf.equal(decoder, PCM_RAW), raw, fallback)
     import tensorflow_io as tfio
     contents = lambda: tf.io.read_file(path)  # noqa: E731 — read only on the branch taken
     scale = lambda x, bits: tf.cast(x, tf.float32) / float(2 ** (bits - 1))  # noqa: E731
@@ -139,6 +195,7 @@ def decode(path, decoder, channels, start=0, stop=-1):
         FLAC_24: lambda: scale(tfio.audio.decode_flac(contents(), dtype=tf.int32), 32),
         VORBIS: lambda: tfio.audio.decode_vorbis(contents()),
         MP3: lambda: tfio.audio.decode_mp3(contents()),
+        PCM_RAW: raw,
     }
     audio = tf.switch_case(tf.cast(decoder, tf.int32),
                            [lambda f=f: tf.reshape(tf.cast(f(), tf.float32), [-1, channels])
@@ -147,11 +204,15 @@ def decode(path, decoder, channels, start=0, stop=-1):
 
 
 def read(path: str) -> tuple[np.ndarray, int]:
-    """Eager convenience: (float32 [T, C], sample_rate) through the same decoders."""
+    """Eager convenience: (float32 [T, C], sample_rate) through the same decoders; a file
+    tensorflow-io cannot decode is read by libsndfile (as the pipeline does)."""
     info = probe(path)
-    try:
-        audio = decode(tf.constant(path), info.decoder, info.channels)
-    except (tf.errors.OpError, RuntimeError, ValueError) as e:
-        raise AudioError(f"{path}: cannot decode ({str(e).strip().splitlines()[0][:100]})") \
-            from None
-    return audio.numpy(), info.sample_rate
+    decoders = [info.decoder] + ([SOUNDFILE] if info.decoder not in (SOUNDFILE, PCM_RAW) else [])
+    for decoder in decoders:
+        try:
+            audio = decode(tf.constant(path), decoder, info.channels)
+            return audio.numpy(), info.sample_rate
+        except (tf.errors.OpError, RuntimeError, ValueError) as e:
+            error = e
+    raise AudioError(f"{path}: cannot decode ({str(error).strip().splitlines()[0][:100]})") \
+        from None

@@ -49,7 +49,7 @@ def _fingerprint(report: SourceReport, dp) -> str:
     keys = {"version": CACHE_VERSION, "sample_rate": dp.sample_rate, "channels": dp.channels,
             "normalize": dp.normalize, "level": dp.normalize_level_db,
             "decoder": dp.decoder, "short_clips": dp.short_clips,
-            "segment": dp.segment_seconds,   # skip/error decide which files are kept
+            "segment": dp.segment_seconds, "recover": dp.recover,  # which files are kept
             "crop": dp.crop_samples if dp.short_clips != "pad" else None}
     h.update(json.dumps(keys, sort_keys=True).encode())
     for s in sorted(report.sources, key=lambda s: s.path):
@@ -107,8 +107,10 @@ def _decoded(sources, rate, dp):
     rows = [(s, seg) for s in sources for seg in _segments(s, rate, dp)]
     columns = {
         "path": [s.path for s, _ in rows],
-        # Segments are read with soundfile (start/stop); whole files by the probe's choice.
-        "decoder": [audio_io.SOUNDFILE if seg[1] >= 0 else s.info.decoder for s, seg in rows],
+        # Segments are read with soundfile or the WAV reader (start/stop); whole files by the
+        # probe's choice.
+        "decoder": [s.info.decoder if seg[1] < 0 or s.info.decoder == audio_io.PCM_RAW
+                    else audio_io.SOUNDFILE for s, seg in rows],
         "channels": [s.info.channels for s, _ in rows],
         "label": np.array([s.label for s, _ in rows], np.int32),
         "caption": [s.caption for s, _ in rows],
@@ -136,38 +138,63 @@ def _decoded(sources, rate, dp):
 
 
 def _validated(report: SourceReport, dp, failure: list):
-    """Yields cache rows; records skips in `report`; stores a DataError in `failure`."""
+    """Yields cache rows; records skips and recoveries in `report`; stores a DataError in
+    `failure`. A file tensorflow-io fails on is decoded again by libsndfile; a file that decodes
+    shorter than its header says (damaged mid-way) follows data.recover."""
     by_rate = defaultdict(list)
     for s in report.sources:
         by_rate[s.info.sample_rate].append(s)
     kept = []
     for rate, sources in sorted(by_rate.items()):
         seen = set()
-        for row in _decoded(sources, rate, dp).as_numpy_iterator():
-            path = row["path"].decode()
-            seen.add(path)
-            if row["segment"] >= 0:          # a segment of a long file: say which one
-                path = f"{path} (segment at {row['segment'] / rate:.0f} s)"
-            length = row["audio"].shape[0]
-            if not row["finite"]:
-                failure.append(DataError(f"{path}: contains NaN or Inf samples"))
-                return
-            if row["peak"] < 1e-6:
-                report.skip(path, "all-silent")
-                continue
-            if length < dp.crop_samples:
-                message = f"shorter than the crop ({length} < {dp.crop_samples} samples at " \
-                          f"{dp.sample_rate} Hz)"
-                if dp.short_clips == "error":
-                    failure.append(DataError(f"{path}: {message}; set data.short_clips=pad "
-                                             f"or skip"))
+        for attempt in ("probe's decoder", "libsndfile"):
+            if attempt == "libsndfile":    # what tfio could not decode, once more by libsndfile
+                sources = [dataclasses.replace(s, info=dataclasses.replace(
+                    s.info, decoder=audio_io.SOUNDFILE)) for s in sources
+                    if s.path not in seen and s.info.decoder not in (audio_io.SOUNDFILE,
+                                                                     audio_io.PCM_RAW)]
+                if not sources:
+                    break
+            by_path = {s.path: s for s in sources}
+            for row in _decoded(sources, rate, dp).as_numpy_iterator():
+                path = row["path"].decode()
+                seen.add(path)
+                if attempt == "libsndfile":
+                    report.notes.append((path, "tensorflow-io could not decode it; read by "
+                                               "libsndfile"))
+                if row["segment"] >= 0:          # a segment of a long file: say which one
+                    path = f"{path} (segment at {row['segment'] / rate:.0f} s)"
+                length = row["audio"].shape[0]
+                if not row["finite"]:
+                    failure.append(DataError(f"{path}: contains NaN or Inf samples"))
                     return
-                if dp.short_clips == "skip":
-                    report.skip(path, message)
+                if row["peak"] < 1e-6:
+                    report.skip(path, "all-silent")
                     continue
-            kept.append(row["path"].decode())
-            yield {k: row[k] for k in ("audio", "label", "caption")}
-        for s in sources:
+                source = by_path[row["path"].decode()]
+                expected = source.info.frames * dp.sample_rate / rate
+                if row["segment"] < 0 and length < expected - 1 and not source.info.damaged:
+                    note = (f"recovered {length / dp.sample_rate:.2f} s of "
+                            f"{expected / dp.sample_rate:.2f} s (truncated)")
+                    try:
+                        if not report.recovered(path, note, dp.recover):
+                            continue
+                    except DataError as e:
+                        failure.append(e)
+                        return
+                if length < dp.crop_samples:
+                    message = f"shorter than the crop ({length} < {dp.crop_samples} samples " \
+                              f"at {dp.sample_rate} Hz)"
+                    if dp.short_clips == "error":
+                        failure.append(DataError(f"{path}: {message}; set data.short_clips="
+                                                 f"pad or skip"))
+                        return
+                    if dp.short_clips == "skip":
+                        report.skip(path, message)
+                        continue
+                kept.append(row["path"].decode())
+                yield {k: row[k] for k in ("audio", "label", "caption")}
+        for s in by_rate[rate]:
             if s.path not in seen:
                 report.skip(s.path, "cannot be decoded (corrupt or truncated)")
     kept = set(kept)
@@ -176,7 +203,7 @@ def _validated(report: SourceReport, dp, failure: list):
 
 def prepare(data, dp, cache_root=None, rebuild: bool = False) -> Prepared:
     """Probes `data`, then decodes it once into the cache (or reuses a matching cache)."""
-    report = find_sources(data, dp.decoder)
+    report = find_sources(data, dp.decoder, dp.recover)
     channel_counts = {s.info.channels for s in report.sources}
     if dp.channels == "keep" and len(channel_counts) > 1:
         raise DataError(f"{data}: files have different channel counts {sorted(channel_counts)}; "
@@ -190,6 +217,7 @@ def prepare(data, dp, cache_root=None, rebuild: bool = False) -> Prepared:
     if meta_file.is_file() and not rebuild:
         meta = json.loads(meta_file.read_text())
         report.skipped = [tuple(x) for x in meta["skipped"]]
+        report.notes = [tuple(x) for x in meta.get("notes", [])]
         dropped = {p for p, _ in report.skipped}
         report.sources = [s for s in report.sources if s.path not in dropped]
         return Prepared(str(final), report, meta["num_clips"], meta["seconds"], channels, True)
@@ -211,7 +239,7 @@ def prepare(data, dp, cache_root=None, rebuild: bool = False) -> Prepared:
         loaded = tf.data.Dataset.load(str(tmp))
         lengths = [n for n in loaded.map(lambda r: tf.shape(r["audio"])[0]).as_numpy_iterator()]
         meta = {"num_clips": len(lengths), "seconds": sum(lengths) / dp.sample_rate,
-                "skipped": report.skipped, "data": str(data)}
+                "skipped": report.skipped, "notes": report.notes, "data": str(data)}
         (tmp / "prepared.json").write_text(json.dumps(meta, indent=1))
         if final.exists() and rebuild:
             shutil.rmtree(final)

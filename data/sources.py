@@ -1,7 +1,10 @@
 """Finding the audio of a data set: a directory (recursive) or a metadata.jsonl, probed up front.
 
 Unusable files are skipped and reported (count + path + reason); a source with nothing usable,
-or a metadata file that cannot be read, is a DataError naming the file.
+or a metadata file that cannot be read, is a DataError naming the file. Files read only in part
+(a truncated or streamed WAV, a compressed file damaged mid-way) follow data.recover: used with
+a warning in the report's `notes` (warn), skipped (skip) or a DataError (error); files read in
+an unusual way (RF64, libsndfile after tensorflow-io failed) are listed there too.
 metadata.jsonl: one JSON object per line with `path` (relative to the file's directory) and
 optional `label` (int), `label_name`, `caption` (str).
 """
@@ -35,6 +38,7 @@ class SourceReport:
     origin: str
     sources: list
     skipped: list = dataclasses.field(default_factory=list)   # [(path, reason)]
+    notes: list = dataclasses.field(default_factory=list)     # [(path, what was recovered)]
 
     @property
     def seconds(self) -> float:
@@ -42,6 +46,18 @@ class SourceReport:
 
     def skip(self, path, reason):
         self.skipped.append((str(path), reason))
+
+    def recovered(self, path, note: str, policy: str) -> bool:
+        """A file read only in part: True to use it (data.recover=warn: noted), else skipped
+        (skip) or a DataError (error)."""
+        if policy == "error":
+            raise DataError(f"{path}: {note}; set data.recover=warn to use what is there "
+                            f"(or skip)")
+        if policy == "skip":
+            self.skip(path, f"{note} (data.recover=skip)")
+            return False
+        self.notes.append((str(path), note))
+        return True
 
     def summary(self, limit: int = 10) -> str:
         labels = {s.label for s in self.sources if s.label >= 0}
@@ -52,10 +68,14 @@ class SourceReport:
             lines.append(f"  skipped {path}: {reason}")
         if len(self.skipped) > limit:
             lines.append(f"  … and {len(self.skipped) - limit} more skipped")
+        for path, note in self.notes[:limit]:
+            lines.append(f"  warning {path}: {note}")
+        if len(self.notes) > limit:
+            lines.append(f"  … and {len(self.notes) - limit} more warnings")
         return "\n".join(lines)
 
 
-def _probe_or_skip(report: SourceReport, path: Path, decoder: str, **meta):
+def _probe_or_skip(report: SourceReport, path: Path, decoder: str, recover: str, **meta):
     try:
         info = probe(str(path), decoder)
     except RateError as e:
@@ -63,10 +83,14 @@ def _probe_or_skip(report: SourceReport, path: Path, decoder: str, **meta):
     except AudioError as e:
         report.skip(path, str(e).split(": ", 1)[-1])
         return
+    if info.damaged and not report.recovered(path, info.note, recover):
+        return
+    if info.note and not info.damaged:
+        report.notes.append((str(path), info.note))
     report.sources.append(Source(info, **meta))
 
 
-def _read_metadata(jsonl: Path, report: SourceReport, decoder: str):
+def _read_metadata(jsonl: Path, report: SourceReport, decoder: str, recover: str):
     try:
         lines = jsonl.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -89,13 +113,13 @@ def _read_metadata(jsonl: Path, report: SourceReport, decoder: str):
         if not path.is_file():
             report.skip(path, "listed in metadata but missing")
             continue
-        _probe_or_skip(report, path, decoder, label=label, caption=caption)
+        _probe_or_skip(report, path, decoder, recover, label=label, caption=caption)
 
 
-def find_sources(data, decoder: str = "auto") -> SourceReport:
+def find_sources(data, decoder: str = "auto", recover: str = "warn") -> SourceReport:
     """Lists and probes the audio of `data`: a .jsonl file, or a directory (its
     metadata.jsonl when it has one at the top, else every audio file below it).
-    `decoder` is the backend preference of data.audio_io.probe."""
+    `decoder` is the backend preference of data.audio_io.probe; `recover` is data.recover."""
     data = Path(data)
     if not data.exists():
         raise DataError(f"{data}: no such file or directory")
@@ -105,13 +129,13 @@ def find_sources(data, decoder: str = "auto") -> SourceReport:
     if data.is_file():
         if data.suffix != ".jsonl":
             raise DataError(f"{data}: expected a directory of audio or a metadata .jsonl file")
-        _read_metadata(data, report, decoder)
+        _read_metadata(data, report, decoder, recover)
     else:
         for root, dirs, files in os.walk(data):
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "cache")
             for name in sorted(files):
                 if name.lower().endswith(AUDIO_EXTENSIONS):
-                    _probe_or_skip(report, Path(root) / name, decoder)
+                    _probe_or_skip(report, Path(root) / name, decoder, recover)
     if not report.sources:
         detail = f" ({len(report.skipped)} files skipped, e.g. {report.skipped[0][0]}: " \
                  f"{report.skipped[0][1]})" if report.skipped else ""

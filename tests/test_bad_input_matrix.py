@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,50 @@ def _zero_rate(d):
     (d / "zero_rate.wav").write_bytes(bytes(raw))
 
 
+def _patched(name, edit, **kw):
+    """A tone written by soundfile, then `edit(bytearray)` applied to its bytes."""
+    def writer(d):
+        sf.write(d / name, tone(**{k: v for k, v in kw.items() if k == "channels"}), RATE,
+                 **{k: v for k, v in kw.items() if k != "channels"})
+        raw = bytearray((d / name).read_bytes())
+        (d / name).write_bytes(bytes(edit(raw)))
+    return writer
+
+
+def _data_size(value):
+    """Sets the data chunk's declared size (a streaming encoder's 0 / 0xFFFFFFFF, or more)."""
+    def edit(raw):
+        i = raw.find(b"data")
+        raw[i + 4:i + 8] = struct.pack("<I", value)
+        return raw
+    return edit
+
+
+def _cut(raw):                        # a recording that stopped mid-way: 5,318 of 16,000
+    return raw[:raw.find(b"data") + 8 + 5318 * 2 + 1]
+
+
+def _chunks_before_data(raw):         # bext (Broadcast WAV), LIST/INFO, JUNK and cue chunks
+    extra = (b"bext" + struct.pack("<I", 602) + bytes(602) + b"LIST" + struct.pack("<I", 4) +
+             b"INFO" + b"JUNK" + struct.pack("<I", 28) + bytes(28) + b"cue " +
+             struct.pack("<I", 4) + bytes(4))
+    i = raw.find(b"data")
+    raw = raw[:i] + extra + raw[i:]
+    raw[4:8] = struct.pack("<I", len(raw) - 8)
+    return raw
+
+
+def _bw64(raw):                       # BW64 (ITU-R BS.2088): RF64's layout under another id
+    raw[:4] = b"BW64"
+    return raw
+
+
+def _channel_mask(raw):               # WAVE_FORMAT_EXTENSIBLE, 3 channels, mask 0x80000007
+    i = raw.find(b"fmt ") + 8
+    raw[i + 20:i + 24] = struct.pack("<I", 0x80000007)
+    return raw
+
+
 def _unreadable(d):
     sf.write(d / "locked.wav", tone(), RATE)
     os.chmod(d / "locked.wav", 0)
@@ -64,7 +109,8 @@ def _unreadable(d):
 DATA_CASES = [
     ("corrupt", _write("corrupt.wav", raw=b"RIFF" + bytes(range(256)) * 3), 2,
      "skipped .*corrupt.wav: not a readable audio file"),
-    ("truncated", _truncated, 2, "skipped .*truncated.flac: cannot be decoded"),
+    ("truncated FLAC", _truncated, 0,
+     r"warning .*truncated.flac: recovered 0\.\d\d s of 1\.00 s \(truncated\)"),
     ("empty file", _write("empty.wav", raw=b""), 2, "skipped .*empty.wav: empty file"),
     ("zero-length", _write("zero.wav", np.zeros((0, 1))), 2, "zero.wav: empty \\(0 samples\\)"),
     ("all-silent", _write("silent.wav", np.zeros((RATE, 1))), 2, "silent.wav: all-silent"),
@@ -81,6 +127,31 @@ DATA_CASES = [
     ("impossible header rate", _zero_rate, 2, "zero_rate.wav"),
     ("huge file, streamed", _write("long.flac", tone(seconds=150, rate=8000), rate=8000), 0,
      "3 clips"),
+    # Real-world WAVs: what a damaged or streamed file holds is used, and the report says so.
+    ("data size 0 (streamed)", _patched("s0.wav", _data_size(0)), 0,
+     r"warning .*s0.wav: read 1\.00 s; its data-chunk size is 0 \(a streamed WAV\)"),
+    ("data size 0xFFFFFFFF", _patched("sff.wav", _data_size(0xFFFFFFFF)), 0,
+     r"warning .*sff.wav: read 1\.00 s; its data-chunk size is 0xFFFFFFFF"),
+    ("data size past the end", _patched("big.wav", _data_size(10 ** 7)), 0,
+     r"warning .*big.wav: recovered 1\.00 s of 312\.50 s \(truncated\)"),
+    ("truncated WAV", _patched("cut.wav", _cut), 0,
+     r"warning .*cut.wav: recovered 0\.33 s of 1\.00 s \(truncated\)"),
+    ("RF64", _write("big.rf64.wav", tone(), format="RF64"), 0,
+     r"warning .*big.rf64.wav: RF64 container, read by the project's WAV reader"),
+    ("BW64", _patched("bw.wav", _bw64, format="RF64"), 0, r"warning .*bw.wav: BW64 container"),
+    ("extensible, odd channel mask", _patched("mask.wav", _channel_mask, format="WAVEX",
+                                              channels=3), 0, "data: 1 files"),
+    ("bext/LIST/JUNK/cue chunks", _patched("bwf.wav", _chunks_before_data), 0,
+     r"data: 1 files, 1\.0 s"),
+    ("G.711 mu-law", _write("ulaw.wav", tone(), subtype="ULAW"), 0, "data: 1 files"),
+    ("G.711 A-law", _write("alaw.wav", tone(), subtype="ALAW"), 0, "data: 1 files"),
+    ("IMA ADPCM", _write("ima.wav", tone(), subtype="IMA_ADPCM"), 0, "data: 1 files"),
+    ("GSM 6.10", _write("gsm.wav", tone(rate=8000), rate=8000, subtype="GSM610"), 0,
+     "data: 1 files"),
+    ("AIFF", _write("take.aiff", tone(), format="AIFF"), 0, "data: 1 files"),
+    ("AIFC mu-law", _write("take.aifc", tone(), format="AIFF", subtype="ULAW"), 0,
+     "data: 1 files"),
+    ("64-bit float", _write("f64.wav", tone(), subtype="DOUBLE"), 0, "data: 1 files"),
 ]
 
 
@@ -120,6 +191,23 @@ def test_data(tmp_path, name, writer, code, pattern):
     before = digest(data)
     out = cli(ROOT / "train.py", "--data", data, "--run", tmp_path / "run", "--preset", "tiny",
               "--set", "segment_seconds=60", "--prepare-only")
+    check_clean_failure(out, code, pattern)
+    assert digest(data) == before
+
+
+@pytest.mark.parametrize("policy,code,pattern", [
+    ("skip", 0, r"skipped .*cut.wav: recovered 0\.33 s of 1\.00 s \(truncated\) "
+                r"\(data.recover=skip\)"),
+    ("error", 2, r"error: .*cut.wav: recovered 0\.33 s of 1\.00 s \(truncated\); set "
+                 r"data.recover=warn")])
+def test_data_recover_policy(tmp_path, policy, code, pattern):
+    data = tmp_path / "data"
+    data.mkdir()
+    _patched("cut.wav", _cut)(data)
+    sf.write(data / "good.wav", tone(), RATE)
+    before = digest(data)
+    out = cli(ROOT / "train.py", "--data", data, "--run", tmp_path / "run", "--preset", "tiny",
+              "--set", f"recover={policy}", "--prepare-only")
     check_clean_failure(out, code, pattern)
     assert digest(data) == before
 

@@ -2,6 +2,7 @@
 import json
 import logging
 import os
+import re
 import sys
 
 import numpy as np
@@ -153,13 +154,16 @@ def test_bad_files_are_skipped_and_reported(tmp_path):
     prepared = prepare(data, params.data, cache_root=tmp_path / "cache")
     skipped = dict(prepared.report.skipped)
     names = {os.path.basename(p): reason for p, reason in skipped.items()}
-    assert set(names) == {"silent.wav", "truncated.flac", "empty.wav", "text.mp3", "corrupt.wav"}
+    assert set(names) == {"silent.wav", "empty.wav", "text.mp3", "corrupt.wav"}
     assert names["silent.wav"] == "all-silent"
     assert "0 bytes" in names["empty.wav"]
-    assert "truncated" in names["truncated.flac"] or "corrupt" in names["truncated.flac"]
-    assert prepared.num_clips == 2
+    # The truncated FLAC is used up to the damage, with a warning (data.recover=warn).
+    notes = {os.path.basename(p): note for p, note in prepared.report.notes}
+    assert re.fullmatch(r"recovered 0\.\d\d s of 1\.00 s \(truncated\)", notes["truncated.flac"])
+    assert prepared.num_clips == 3
     summary = prepared.report.summary()
-    assert "2 files" in summary and "skipped 5" in summary and "corrupt.wav" in summary
+    assert "3 files" in summary and "skipped 4" in summary and "corrupt.wav" in summary
+    assert "warning " in summary and "truncated.flac: recovered" in summary
 
 
 def test_unreadable_file_is_skipped(tmp_path):
