@@ -7,12 +7,14 @@ PY := $(VENV)/bin/python
 # The PyTorch reference's venv (benchmarks and parity tests only; see requirements-torch.txt).
 TORCH_VENV := .venv-torch
 TORCH_REQ := requirements-torch.txt
-TORCH_STAMP := $(TORCH_VENV)/.installed-$(shell cat $(TORCH_REQ) | sha256sum | cut -c1-16)
+TORCH_STAMP := $(TORCH_VENV)/.installed-$(shell cat requirements.txt $(TORCH_REQ) | sha256sum \
+	| cut -c1-16)
 TORCH_PY := $(TORCH_VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv bench-venv test test-portable demo bench bench-pipeline bench-evaluate bench-diffwave dataset clean
+.PHONY: venv bench-venv test test-portable parity demo bench bench-pipeline bench-evaluate \
+	bench-diffwave dataset clean
 
 venv: $(STAMP)
 
@@ -33,13 +35,14 @@ bench-venv: $(TORCH_STAMP)
 
 # Same scheme for the reference's venv: lines ending in "# nodeps" go in with --no-deps, last;
 # pip check ignores what those lack. Ends with a forward + backward dilated conv on the CPU.
-$(TORCH_STAMP): $(TORCH_REQ)
+$(TORCH_STAMP): requirements.txt $(TORCH_REQ)
 	@if ! $(TORCH_PY) -c "import sys; assert sys.version_info[:2] == (3, 11)" 2>/dev/null; then \
 		rm -rf $(TORCH_VENV) && $(PYTHON) -m venv $(TORCH_VENV); fi
 	$(TORCH_PY) -m pip install --quiet --upgrade pip
 	grep -v '#[[:space:]]*nodeps' $(TORCH_REQ) > $(TORCH_VENV)/requirements-deps.txt
 	sed -n '/^[^#]/s/[[:space:]]*#[[:space:]]*nodeps.*//p' $(TORCH_REQ) > $(TORCH_VENV)/requirements-nodeps.txt
-	$(TORCH_PY) -m pip install --quiet -r $(TORCH_VENV)/requirements-deps.txt
+	@# with the main stack: tests/parity runs our TF code beside torch in one process
+	$(TORCH_PY) -m pip install --quiet -r requirements.txt -r $(TORCH_VENV)/requirements-deps.txt
 	$(TORCH_PY) -m pip install --quiet --no-deps -r $(TORCH_VENV)/requirements-nodeps.txt
 	@$(TORCH_PY) -m pip check | grep -viE "^No broken|^($$(sed -n 's/[=<>!~ ].*//p' \
 		$(TORCH_VENV)/requirements-nodeps.txt | paste -sd'|' -)) " > $(TORCH_VENV)/broken.txt || true
@@ -69,6 +72,11 @@ demo: $(STAMP)
 	$(PY) train.py --model diffwave --data dataset/chorales --run runs/demo --preset tiny \
 		--steps 3000
 	$(PY) generate.py --run runs/demo --seconds 2 --num 2 --out runs/demo/samples
+
+# Parity with the PyTorch originals (tests/parity), in .venv-torch: each test prints its
+# maximum error (docs/coming-from-pytorch.md).
+parity: $(TORCH_STAMP)
+	$(TORCH_PY) -m pytest -q -s -p no:cacheprovider tests/parity
 
 # All benchmarks. The DiffWave ones measure the PyTorch reference in the same run (bench-venv).
 bench: bench-pipeline bench-diffwave bench-evaluate

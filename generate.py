@@ -141,14 +141,13 @@ def run_vocoder(vocoder, images, mel, args):
     """uint8 mel-UNet images → DiffWave audio [N, W·hop] (conditioning: data/mel_convert.py)."""
     import tensorflow as tf
     from data.mel_convert import image_to_log_mel
-    from diffusion.core.schedulers import build_scheduler
     vparams, vfamily, vmodel = vocoder
     gain = args.vocoder_gain_db
     if gain is None:
         gain = 10.0 * np.log10(mel.n_fft ** 2 / 16.0) - 24.0
     cond = image_to_log_mel(images, mel, vparams.network.n_mels, gain)
     shape = [len(images), cond.shape[1] * vparams.network.hop_length, 1]
-    scheduler = build_scheduler(vparams, vfamily.default_sampler)
+    scheduler = vfamily.scheduler(vfamily.default_sampler)
     x = vfamily.sample(vmodel, scheduler, shape, {"mel": tf.constant(cond)}, args.seed)
     return x.numpy()[..., 0]
 
@@ -216,7 +215,6 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     quiet_tensorflow()
     from diffusion.core.sampling import chunked, edge_mask, encode, slerp
-    from diffusion.core.schedulers import build_scheduler
     from diffusion.families.base import Request
     from diffusion.families.registry import RunError, load_run
     try:
@@ -234,7 +232,7 @@ def main(argv=None) -> int:
         except (RunError, ValueError) as e:
             print(f"error: --vocoder {e}", file=sys.stderr)
             return 2
-    scheduler = build_scheduler(params, args.sampler, args.steps, args.eta)
+    scheduler = family.scheduler(args.sampler, args.steps, args.eta)
     rate = params.data.sample_rate
     from data.audio_io import AudioError
     try:

@@ -134,11 +134,10 @@ def generate(loaded, num, seconds, seed):
     """num clips from a loaded run (fast sampler, EMA weights; batch i of 16 uses seed + i):
     ([(audio, rate)], balanced labels 0, 1, …, 0, 1, … for a class-conditional run, else None)."""
     import tensorflow as tf
-    from diffusion.core.schedulers import build_scheduler
     params, family, model = loaded
     rate = params.data.sample_rate
     length = max(1, int(round(seconds * rate)))
-    scheduler = build_scheduler(params, "fast")
+    scheduler = family.scheduler("fast")
     labels = np.arange(num) % params.network.num_classes if family.conditioning == "class" \
         else None
     audio = []

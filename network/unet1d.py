@@ -29,6 +29,11 @@ def _groups(channels: int) -> int:
     return math.gcd(channels, 8)
 
 
+def _group_norm(channels: int):
+    # ε = 1e-5 as torch's GroupNorm (a-unet's blocks); Keras' default is 1e-3.
+    return layers.GroupNormalization(_groups(channels), epsilon=1e-5)
+
+
 class StepEmbedding(layers.Layer):
     """σ (or t) → sinusoidal features of σ·scale → Dense SiLU → Dense (the shared embedding)."""
 
@@ -54,11 +59,11 @@ class ResnetBlock(layers.Layer):
         self.channels = channels
         self.conv1 = layers.Conv1D(channels, 3, padding="same")
         self.to_scale_shift = layers.Dense(2 * channels)
-        self.norm2 = layers.GroupNormalization(_groups(channels))
+        self.norm2 = _group_norm(channels)
         self.conv2 = layers.Conv1D(channels, 3, padding="same")
 
     def build(self, input_shape):
-        self.norm1 = layers.GroupNormalization(_groups(int(input_shape[-1])))
+        self.norm1 = _group_norm(int(input_shape[-1]))
         self.skip = None if input_shape[-1] == self.channels else layers.Conv1D(self.channels, 1)
 
     def call(self, x, emb=None):
@@ -153,7 +158,7 @@ class UNet1D(keras.Model):
                                           head_features, up_factor=factors[i],
                                           out_channels=channels[max(i - 1, 0)])})
         self.mid = Level(channels[-1], 2, True, cross[-1], heads, head_features)
-        self.head_norm = layers.GroupNormalization(_groups(channels[0]))
+        self.head_norm = _group_norm(channels[0])
         self.head = layers.Conv1D(in_channels * patch, 3, padding="same",
                                   kernel_initializer="zeros")
         if text_dim:

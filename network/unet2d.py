@@ -6,7 +6,8 @@
     eps_hat = net({"image": x_t [B, H, W, 1], "step": t [B]})        # + "encoding" [B, E]
 
 Layout (diffusers' names): conv_in 3×3 → down blocks (layers_per_block ResNet blocks, optional
-self-attention after each, a stride-2 3×3 conv except at the last level) → mid (ResNet,
+self-attention after each, a stride-2 3×3 conv on the input padded by 1 on every side,
+as diffusers' Downsample2D, except at the last level) → mid (ResNet,
 attention, ResNet) → up blocks (layers_per_block + 1 ResNet blocks, each on the concatenated
 skip, optional attention, nearest ×2 + 3×3 conv except at the last level) → GroupNorm, SiLU,
 conv_out 3×3. Step embedding: sinusoid of width C₀ (cos first, as flip_sin_to_cos) → Dense 4C₀
@@ -95,7 +96,9 @@ class UNet2D(keras.Model):
         for level, (c, attn) in enumerate(zip(block_channels, attention)):
             blocks = [(ResnetBlock(c, g, dropout), SelfAttention(c, g) if attn else None)
                       for _ in range(layers_per_block)]
-            sample = layers.Conv2D(c, 3, strides=2, padding="same") if level < last else None
+            # diffusers' Downsample2D pads 1 on every side; Keras' "same" would pad only the
+            # bottom/right of an even size (a one-pixel shift): pad explicitly in call().
+            sample = layers.Conv2D(c, 3, strides=2, padding="valid") if level < last else None
             self.down.append((blocks, sample))
         top = block_channels[-1]
         self.mid = [ResnetBlock(top, g, dropout), SelfAttention(top, g),
@@ -144,7 +147,7 @@ class UNet2D(keras.Model):
                 x = attn(x) if attn is not None else x
                 skips.append(x)
             if sample is not None:
-                x = sample(x)
+                x = sample(ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]))
                 skips.append(x)
         x = self.mid[0](x, emb, training=training)
         x = self.mid[2](self.mid[1](x), emb, training=training)

@@ -67,8 +67,13 @@ def test_output_is_zero_at_init_and_nonzero_after_perturbing_head():
 def test_step_table_and_fractional_interpolation():
     table = step_table(10)
     d = np.arange(64)
-    np.testing.assert_allclose(table[3, :64], np.sin(3 * 10.0 ** (4 * d / 63)), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(table[3, 64:], np.cos(3 * 10.0 ** (4 * d / 63)), rtol=1e-5, atol=1e-5)
+    # The reference's float32 rounding (t·10^(4d/63) in float32): a few 1e-3 off the exact
+    # values at t = 3 (tests/parity compares with lmnt's own table).
+    np.testing.assert_allclose(table[3, :64], np.sin(3 * 10.0 ** (4 * d / 63)), atol=5e-3)
+    np.testing.assert_allclose(table[3, 64:], np.cos(3 * 10.0 ** (4 * d / 63)), atol=5e-3)
+    angles = np.float32(3) * (10.0 ** (np.arange(64, dtype=np.float32) * np.float32(4) /
+                                       np.float32(63)).astype(np.float64)).astype(np.float32)
+    np.testing.assert_allclose(table[3, :64], np.sin(angles.astype(np.float64)), atol=1e-7)
 
     net = _tiny()
     emb = net.embed_step(tf.constant([2.0, 2.3, 0.8941, 9.0])).numpy()

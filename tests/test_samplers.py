@@ -165,3 +165,20 @@ def test_family_sample_traces_once_and_equals_sample():
         np.testing.assert_array_equal(got.numpy(), want.numpy())
     (step,) = [entry[1] for entry in family._steps.values()]
     assert step.experimental_get_tracing_count() == 1
+
+
+def test_each_family_chooses_its_ddpm_clamp():
+    # mel-unet: diffusers' DDPMScheduler clamps x̂₀ and never x; DiffWave: lmnt clamps x.
+    from configs import get_preset
+    from diffusion.families.registry import family_for
+    mel = family_for(get_preset("tiny", "mel-unet")).scheduler("ddpm")
+    wave = family_for(get_preset("tiny")).scheduler("ddpm")
+    assert (mel.clip, wave.clip) == ("x0", "x")
+    x, eps = tf.fill([1, 4, 1], 3.0), tf.zeros([1, 4, 1])        # x outside [−1, 1], ε̂ = 0
+    n = tf.constant(wave.num_inference_steps - 1)
+    assert float(tf.reduce_max(wave.step(eps, n, x, tf.zeros_like(x)))) == 1.0
+    # x̂₀ = x/√ᾱ clamps to 1: the step is c_x0·1 + c_x·3, above 1 and finite.
+    n = tf.constant(mel.num_inference_steps - 1)
+    stepped = float(tf.reduce_max(mel.step(eps, n, x, tf.zeros_like(x))))
+    want = float(mel.c_x0[n]) * 1.0 + float(mel.c_x[n]) * 3.0
+    assert stepped > 1.0 and abs(stepped - want) < 1e-5

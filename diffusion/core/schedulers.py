@@ -11,7 +11,11 @@ and `step(ε̂, n, x, z)` → x at index n−1 (x₀ after n = 0).
 
 Ancestral (DDPM; DiffWave's fast schedule uses a short β' aligned by NoiseSchedule.fast_steps):
     x ← (x − β'_n / √(1 − ᾱ'_n) · ε̂) / √α'_n + σ_n z,   σ_n² = β̃_n = (1−ᾱ'_{n−1})/(1−ᾱ'_n)·β'_n
-    (or β'_n), σ_0 = 0, and x clamped to [−1, 1] after every step, as the DiffWave reference.
+    (or β'_n), σ_0 = 0, and x clamped to [−1, 1] after every step, as the DiffWave reference
+    (clip="x"). clip="x0" is diffusers' DDPMScheduler (clip_sample, the mel family): the
+    posterior mean of the clamped x̂₀ = (x − √(1−ᾱ'_n) ε̂)/√ᾱ'_n, x itself never clamped:
+    x ← √ᾱ'_{n−1} β'_n/(1−ᾱ'_n) · x̂₀ + √α'_n (1−ᾱ'_{n−1})/(1−ᾱ'_n) · x + σ_n z
+    (the same step as clip="x" while x̂₀ stays in [−1, 1]).
 DDIM (Song et al. 2020) over a sub-sequence τ of the training steps:
     x̂₀ = (x − √(1−ᾱ_τn) ε̂)/√ᾱ_τn (clipped to [−1, 1]),  σ_n = η √((1−ᾱ_prev)/(1−ᾱ_τn)) √(1−ᾱ_τn/ᾱ_prev)
     x ← √ᾱ_prev x̂₀ + √(1 − ᾱ_prev − σ_n²) ε̂ + σ_n z,   ᾱ_prev = ᾱ_τ(n−1) (1 after n = 0)
@@ -61,25 +65,32 @@ class AncestralScheduler(Scheduler):
         self.c2[n]   → β'_n/√(1 − ᾱ'_n)
         self.sigma[n] → σ_n = √β̃_n = √((1 − ᾱ'_{n−1})/(1 − ᾱ'_n)·β'_n), σ_0 = 0 (or √β'_n)
         model_steps  → t_n, the network's step (fractional on DiffWave's fast schedule)
+        self.c_x0[n], self.c_x[n] → √ᾱ'_{n−1}β'_n/(1 − ᾱ'_n), √α'_n(1 − ᾱ'_{n−1})/(1 − ᾱ'_n):
+                       the posterior mean's weights of x̂₀ and x_n (clip="x0")
+    clip: "x" clamps x_{n−1} to [−1, 1] (the DiffWave reference); "x0" clamps x̂₀ instead and
+    never x (diffusers' DDPMScheduler with clip_sample: the mel family).
     """
 
-    def __init__(self, schedule, variance: str = "beta_tilde"):
+    def __init__(self, schedule, variance: str = "beta_tilde", clip: str = "x"):
         if variance not in ("beta_tilde", "beta"):
             raise ValueError(f"variance must be beta_tilde or beta, got {variance!r}")
+        if clip not in ("x", "x0"):
+            raise ValueError(f"clip must be x or x0, got {clip!r}")
         self.schedule = schedule
-        self.variance = variance
+        self.variance, self.clip = variance, clip
         self.set_timesteps("ddpm")
 
     def set_timesteps(self, kind: str = "ddpm", inference_betas=None) -> None:
         if kind == "ddpm":
             betas = self.schedule.betas
             steps = np.arange(self.schedule.num_steps, dtype=np.float64)
+            alpha_bars = self.schedule.alpha_bars                              # ᾱ_t
         elif kind == "fast":
             betas = np.asarray(inference_betas, np.float64)
             steps = self.schedule.fast_steps(betas)
+            alpha_bars = np.cumprod(1.0 - betas)                               # ᾱ'_n
         else:
             raise ValueError(f"unknown timestep kind {kind!r} (ddpm or fast)")
-        alpha_bars = np.cumprod(1.0 - betas)                                   # ᾱ'_n
         prev = np.concatenate([[1.0], alpha_bars[:-1]])                        # ᾱ'_{n−1}
         sigma2 = (1.0 - prev) / (1.0 - alpha_bars) * betas if self.variance == "beta_tilde" \
             else betas.copy()
@@ -88,9 +99,20 @@ class AncestralScheduler(Scheduler):
         self.c1 = tf.constant(1.0 / np.sqrt(1.0 - betas), tf.float32)          # 1/√α'_n
         self.c2 = tf.constant(betas / np.sqrt(1.0 - alpha_bars), tf.float32)   # β'_n/√(1−ᾱ'_n)
         self.sigma = tf.constant(np.sqrt(sigma2), tf.float32)                  # σ_n
+        # clip="x0": posterior-mean coefficients of x̂₀ and x
+        self.c_x0 = tf.constant(np.sqrt(prev) * betas / (1.0 - alpha_bars), tf.float32)
+        self.c_x = tf.constant(np.sqrt(1.0 - betas) * (1.0 - prev) / (1.0 - alpha_bars),
+                               tf.float32)
 
     def step(self, eps, n, x, noise):
         """One ancestral step from inference index n (a scalar int tensor) → index n−1."""
+        if self.clip == "x0":
+            # 1. x̂₀ = (x_n − √(1 − ᾱ'_n)·ε̂)/√ᾱ'_n, clamped to [−1, 1]
+            # 2. the posterior mean c_x0·x̂₀ + c_x·x_n, plus σ_n z; x itself is not clamped
+            alpha_bar = self.tf_alpha_bars[n]
+            x0 = tf.clip_by_value((x - tf.sqrt(1.0 - alpha_bar) * eps) / tf.sqrt(alpha_bar),
+                                  -1.0, 1.0)
+            return self.c_x0[n] * x0 + self.c_x[n] * x + self.sigma[n] * noise
         # 1. the posterior mean μ_θ(x_n) = (x_n − β'_n/√(1 − ᾱ'_n)·ε̂)/√α'_n
         # 2. plus σ_n z (σ_0 = 0: the last step adds no noise)
         x = self.c1[n] * (x - self.c2[n] * eps) + self.sigma[n] * noise
@@ -205,8 +227,9 @@ class VScheduler(Scheduler):
         return self.tf_alpha[n + 1] * x0 + self.tf_beta[n + 1] * noise
 
 
-def build_scheduler(params, sampler: str, steps=None, eta: float = 0.0):
-    """The scheduler of a run by name: fast | ddpm | ddim (ε families), v (v families)."""
+def build_scheduler(params, sampler: str, steps=None, eta: float = 0.0, clip: str = "x"):
+    """The scheduler of a run by name: fast | ddpm | ddim (ε families), v (v families).
+    `clip`: the ancestral sampler's clamp (the family's `ddpm_clip`)."""
     from diffusion.core.schedule import NoiseSchedule
     if sampler == "v":                     # v-diffusion families: σ linear from 1 to 0
         return VScheduler(steps or 50)
@@ -217,7 +240,7 @@ def build_scheduler(params, sampler: str, steps=None, eta: float = 0.0):
         return scheduler
     if sampler not in ("fast", "ddpm"):
         raise ValueError(f"unknown sampler {sampler!r} (choose from fast, ddpm, ddim, v)")
-    scheduler = AncestralScheduler(schedule)
+    scheduler = AncestralScheduler(schedule, clip=clip)
     if sampler == "fast":
         scheduler.set_timesteps("fast", params.diffusion.inference_betas)
     return scheduler

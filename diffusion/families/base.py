@@ -59,6 +59,7 @@ class Request:
 class Family:
     objective = "epsilon"               # "epsilon" (DDPM ε-prediction) or "v" (v-diffusion)
     default_sampler = "ddim"
+    ddpm_clip = "x"                     # the ancestral sampler clamps x ("x") or x̂₀ ("x0")
     samplers = ("fast", "ddpm", "ddim")  # the scheduler names generate.py accepts
     conditioning = "none"
     tensorboard_samples = True          # the engine logs two samples now and then
@@ -171,13 +172,17 @@ class Family:
         raise ValueError(f"{args.run}: SavedModel export of {self.params.model} runs is not in "
                          f"this version (DiffWave, mel-unet and diffgen runs)")
 
+    def scheduler(self, sampler: str, steps=None, eta: float = 0.0):
+        """The run's scheduler by name (fast, ddpm, ddim; v for v families)."""
+        from diffusion.core.schedulers import build_scheduler
+        return build_scheduler(self.params, sampler, steps, eta, clip=self.ddpm_clip)
+
     def export_scheduler(self, args, sampler=None):
         """The scheduler of an ε family's export (--sampler, --steps ≤ T, --eta)."""
-        from diffusion.core.schedulers import build_scheduler
         total = self.params.diffusion.num_steps
         if args.steps is not None and not 1 <= args.steps <= total:
             raise ValueError(f"--steps must be in 1..{total}, got {args.steps}")
-        return build_scheduler(self.params, sampler or args.sampler, args.steps, args.eta)
+        return self.scheduler(sampler or args.sampler, args.steps, args.eta)
 
 
 @dataclasses.dataclass

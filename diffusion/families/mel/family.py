@@ -15,6 +15,7 @@ class MelUNetFamily(Family):
     """teticio/audio-diffusion: diffusion over Mel spectrogram images in [−1, 1]."""
     params: object
 
+    ddpm_clip = "x0"                    # diffusers' DDPMScheduler (clip_sample): x̂₀, never x
     conditioning = "none"
     makes_images = True
     default_sampler = "ddim"
