@@ -121,14 +121,15 @@ def check_args(args, params, family):
     family.check_conditioning(args, args.run)
 
 
-def load_vocoder(run_dir, params, family):
+def load_vocoder(run_dir, params, family, load_run=None):
     """(params, family, model) of a mel-conditioned DiffWave run matching this run's Mel."""
     from data.mel_convert import check_compatible
-    from diffusion.families.registry import load_run
+    if load_run is None:
+        from diffusion.families.registry import load_run
     if not family.makes_images:
         raise ValueError(f"{run_dir}: a vocoder inverts mel-unet images; this run is "
                          f"{params.model}")
-    vparams, vfamily, vmodel = load_run(run_dir)
+    vparams, vfamily, vmodel = load_run(run_dir, use_ema=True)
     if getattr(vparams.network, "conditioning", None) != "mel":
         raise ValueError(f"{run_dir}: not a mel-conditioned DiffWave run")
     try:
@@ -237,17 +238,20 @@ class Generated:
     line: str | None
 
 
-def load(args):
+def load(args, load_run=None):
     """(params, family, model, vocoder or None) for parsed `args`, everything checked before any
-    work; RunError / ValueError / OSError with a one-line message (a vocoder's prefixed)."""
-    from diffusion.families.registry import RunError, load_run
+    work; RunError / ValueError / OSError with a one-line message (a vocoder's prefixed).
+    `load_run(run_dir, use_ema)`: registry.load_run, or a caching wrapper of it (app.py)."""
+    from diffusion.families.registry import RunError
+    if load_run is None:
+        from diffusion.families.registry import load_run
     params, family, model = load_run(args.run, use_ema=args.ema)
     check_args(args, params, family)
     family.load_frozen()                        # e.g. a diffgen's DiffAE, loaded and checked
     vocoder = None
     if args.vocoder is not None:
         try:
-            vocoder = load_vocoder(args.vocoder, params, family)
+            vocoder = load_vocoder(args.vocoder, params, family, load_run)
         except (RunError, ValueError) as e:
             raise ValueError(f"--vocoder {e}") from None
     return params, family, model, vocoder
