@@ -94,7 +94,8 @@ def load_saved_model(directory) -> Served:
     kind = KINDS[names]
     rate = getattr(module, "sample_rate", None)
     if rate is None:
-        raise ValueError(f"{directory}: the SavedModel does not say its sample rate")
+        raise ValueError(f"{directory}: the SavedModel does not say its sample rate (exported "
+                         f"before it was saved: export the run again)")
     n_mels = None
     if kind == "vocoder":
         n_mels = int(function.structured_input_signature[1]["mel"].shape[-1])
