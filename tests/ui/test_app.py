@@ -147,7 +147,7 @@ def test_savedmodel(client, runs):
 def bad_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("bad")
     (d / "notes.wav").write_text("not audio at all\n" * 10)
-    sf.write(d / "long.wav", np.zeros(61 * 8000, np.uint8), 8000, subtype="PCM_U8")
+    sf.write(d / "long.wav", np.zeros(61 * 8000, np.float32), 8000, subtype="PCM_U8")
     nan = np.zeros(8000, np.float32)
     nan[100] = np.nan
     sf.write(d / "nan.wav", nan, 16000, subtype="FLOAT")

@@ -35,6 +35,7 @@ def test_generate_a_clip_in_the_browser(app, runs, browser, tmp_path):
     wait = WebDriverWait(browser, 180)
     browser.get(app.url)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#generate"))
+    wait.until(lambda d: " run," in d.find_element(By.ID, "info").text)  # the first form drawn
     choose = browser.find_element(By.CSS_SELECTOR, "#run input")
     choose.click()
     choose.send_keys(Keys.CONTROL, "a")
