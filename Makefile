@@ -10,11 +10,14 @@ TORCH_REQ := requirements-torch.txt
 TORCH_STAMP := $(TORCH_VENV)/.installed-$(shell cat requirements.txt $(TORCH_REQ) | sha256sum \
 	| cut -c1-16)
 TORCH_PY := $(TORCH_VENV)/bin/python
+# The web UI's packages (app.py, tests/ui): requirements-ui.txt on top of the main venv.
+UI_STAMP := $(VENV)/.ui-installed-$(shell cat requirements.txt requirements-nodeps.txt \
+	requirements-ui.txt | sha256sum | cut -c1-16)
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv bench-venv test test-portable parity demo bench bench-pipeline bench-evaluate \
-	bench-diffwave dataset clean
+.PHONY: venv bench-venv ui ui-test test test-portable parity demo bench bench-pipeline \
+	bench-evaluate bench-diffwave dataset clean
 
 venv: $(STAMP)
 
@@ -30,6 +33,25 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	@if [ -s $(VENV)/broken.txt ]; then cat $(VENV)/broken.txt; exit 1; fi
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	rm -f $(VENV)/.installed-* && touch $@
+
+ui: $(UI_STAMP)
+
+# Same scheme as the venv: (re)installs when a requirements file changes; requirements.txt is
+# a constraint (the TF stack stays as pinned) and pip check must stay clean.
+$(UI_STAMP): $(STAMP) requirements-ui.txt
+	$(PY) -m pip install --quiet -r requirements-ui.txt -c requirements.txt
+	@$(PY) -m pip check | grep -vE "^No broken|^($$(sed -n 's/==.*//p' requirements-nodeps.txt \
+		| paste -sd'|' -)) " > $(VENV)/broken-ui.txt || true
+	@if [ -s $(VENV)/broken-ui.txt ]; then cat $(VENV)/broken-ui.txt; exit 1; fi
+	rm -f $(VENV)/.ui-installed-* && touch $@
+
+# The UI's tests: gradio_client on a loopback server, and one page in headless Chromium
+# (Debian's chromium + chromium-driver, installed here when absent; needs root, as CI is).
+ui-test: $(UI_STAMP)
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		chromium chromium-driver >/dev/null; fi
+	$(PY) -m pytest -q --durations=5 tests/ui
 
 bench-venv: $(TORCH_STAMP)
 
@@ -55,7 +77,7 @@ $(TORCH_STAMP): requirements.txt $(TORCH_REQ)
 # Two pytest workers, one test file each at a time (module fixtures train once): TF's
 # tracing and Python are single-threaded, so two files overlap well on 2 cores.
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --ignore=tests/ui tests
 
 # The CPU-dependent files again with oneDNN off: TF's default on AVX2-only x86, Apple Silicon
 # and ARM (Eigen kernels: no dilated Conv2DBackpropInput, bf16 emulated). make test runs with

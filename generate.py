@@ -24,6 +24,7 @@ A diffae run reconstructs --from-audio (encode → decode).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -120,14 +121,15 @@ def check_args(args, params, family):
     family.check_conditioning(args, args.run)
 
 
-def load_vocoder(run_dir, params, family):
+def load_vocoder(run_dir, params, family, load_run=None):
     """(params, family, model) of a mel-conditioned DiffWave run matching this run's Mel."""
     from data.mel_convert import check_compatible
-    from diffusion.families.registry import load_run
+    if load_run is None:
+        from diffusion.families.registry import load_run
     if not family.makes_images:
         raise ValueError(f"{run_dir}: a vocoder inverts mel-unet images; this run is "
                          f"{params.model}")
-    vparams, vfamily, vmodel = load_run(run_dir)
+    vparams, vfamily, vmodel = load_run(run_dir, use_ema=True)
     if getattr(vparams.network, "conditioning", None) != "mel":
         raise ValueError(f"{run_dir}: not a mel-conditioned DiffWave run")
     try:
@@ -161,12 +163,20 @@ def spectrogram_png(audio) -> bytes:
     return tf.io.encode_png(image).numpy()
 
 
+def finite(audio, path):
+    """`audio`, or a ValueError when it holds NaN or infinite samples (a damaged file)."""
+    if not np.all(np.isfinite(audio)):
+        raise ValueError(f"{path}: holds NaN or infinite samples")
+    return audio
+
+
 def read_inputs(args, family, model, rate):
     """(cond, shape of x_T, seconds asked, init x₀ or None, --slerp's x₀ or None, --noise x_T
     or None) from the options; ValueError / AudioError / OSError on bad input."""
     from data.features import read_mono
     seconds, init, other, noise = args.seconds, None, None, None
-    source = None if args.from_audio is None else read_mono(args.from_audio, rate)
+    source = None if args.from_audio is None else finite(read_mono(args.from_audio, rate),
+                                                         args.from_audio)
     cond = family.condition(args, model, source)
     shape = family.sample_shape(args.num, args.seconds, cond)
     if family.reconstructs:                 # a DiffAE: encode → decode from pure noise
@@ -175,7 +185,7 @@ def read_inputs(args, family, model, rate):
         init = family.from_audio(source, args.num)
         shape = list(init.shape)
     if args.slerp is not None:
-        other = family.from_audio(read_mono(args.slerp, rate), args.num)
+        other = family.from_audio(finite(read_mono(args.slerp, rate), args.slerp), args.num)
         if other.shape != init.shape:
             raise ValueError(f"{args.slerp}: gives x₀ {other.shape}, --from-audio gives "
                              f"{init.shape}")
@@ -198,48 +208,63 @@ def progress_bar(sampler):
     return progress
 
 
-def write_clips(args, audio, images, rate) -> None:
-    """OUT/<run>_<sampler>_seed<S>_<i>.wav and a .png each (the image, or a spectrogram)."""
+def write_clips(args, audio, images, rate) -> list:
+    """OUT/<run>_<sampler>_seed<S>_<i>.wav and a .png each (the image, or a spectrogram);
+    returns the [(wav, png)] paths."""
     import soundfile as sf
     import tensorflow as tf
     stem = os.path.basename(os.path.normpath(args.run))
+    paths = []
     for i, clip in enumerate(audio):
         base = os.path.join(args.out, f"{stem}_{args.sampler}_seed{args.seed}_{i}")
         sf.write(base + ".wav", clip, rate, subtype="PCM_16")
         with open(base + ".png", "wb") as f:
             f.write(spectrogram_png(clip) if images is None else
                     tf.io.encode_png(images[i][..., None]).numpy())
+        paths.append((base + ".wav", base + ".png"))
+    return paths
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    quiet_tensorflow()
-    from diffusion.core.sampling import chunked, edge_mask, encode, slerp
-    from diffusion.families.base import Request
-    from diffusion.families.registry import RunError, load_run
-    try:
-        params, family, model = load_run(args.run, use_ema=args.ema)
-        check_args(args, params, family)
-        family.load_frozen()                    # e.g. a diffgen's DiffAE, loaded and checked
-        os.makedirs(args.out, exist_ok=True)
-    except (RunError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+@dataclasses.dataclass
+class Generated:
+    """What one generation made: audio [N, T] at `rate`, the images (mel-UNet) or None, the
+    denoising steps run, the wall time, and the family's line about the conditioning."""
+    audio: np.ndarray
+    images: object
+    rate: int
+    steps: int
+    elapsed: float
+    line: str | None
+
+
+def load(args, load_run=None):
+    """(params, family, model, vocoder or None) for parsed `args`, everything checked before any
+    work; RunError / ValueError / OSError with a one-line message (a vocoder's prefixed).
+    `load_run(run_dir, use_ema)`: registry.load_run, or a caching wrapper of it (app.py)."""
+    from diffusion.families.registry import RunError
+    if load_run is None:
+        from diffusion.families.registry import load_run
+    params, family, model = load_run(args.run, use_ema=args.ema)
+    check_args(args, params, family)
+    family.load_frozen()                        # e.g. a diffgen's DiffAE, loaded and checked
     vocoder = None
     if args.vocoder is not None:
         try:
-            vocoder = load_vocoder(args.vocoder, params, family)
+            vocoder = load_vocoder(args.vocoder, params, family, load_run)
         except (RunError, ValueError) as e:
-            print(f"error: --vocoder {e}", file=sys.stderr)
-            return 2
+            raise ValueError(f"--vocoder {e}") from None
+    return params, family, model, vocoder
+
+
+def generate(args, params, family, model, vocoder=None, progress=None) -> Generated:
+    """The clips of `args` (generate.py's and app.py's one path): conditioning, sampling with
+    `progress(i, total)` after each step (it may raise to cancel), to_audio, vocoder, loop.
+    AudioError / ValueError / OSError on bad input, with a one-line message."""
+    from diffusion.core.sampling import chunked, edge_mask, encode, slerp
+    from diffusion.families.base import Request
     scheduler = family.scheduler(args.sampler, args.steps, args.eta)
     rate = params.data.sample_rate
-    from data.audio_io import AudioError
-    try:
-        cond, shape, seconds, init, other, noise = read_inputs(args, family, model, rate)
-    except (AudioError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cond, shape, seconds, init, other, noise = read_inputs(args, family, model, rate)
     denoise = family.denoiser(model, cond)
     chunk = int(args.chunk_seconds * rate)
     if chunk and hasattr(model, "receptive_field") and shape[1] > 2 * chunk and "mel" not in cond:
@@ -258,7 +283,7 @@ def main(argv=None) -> int:
             noise = slerp(noise, encode(denoise, scheduler, other).numpy(), args.alpha)
         init = None
     x = family.sample(model, scheduler, shape, seed=args.seed, denoise=denoise,
-                      progress=progress_bar(args.sampler), init=init, strength=args.strength,
+                      progress=progress, init=init, strength=args.strength,
                       noise=noise, known=known).numpy()
     request = Request(args.num, seconds, args.seed, args.decode_steps)
     audio, images = family.to_audio(x, request)  # Griffin-Lim for mel images; DiffAE decoding
@@ -270,22 +295,37 @@ def main(argv=None) -> int:
         try:
             audio = np.stack([make_loop(clip, rate, args.loop) for clip in audio])
         except ValueError as e:
-            print(f"error: --loop: {e}", file=sys.stderr)
-            return 2
-    elapsed = time.perf_counter() - start
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-    write_clips(args, audio, images, rate)
-    length = audio.shape[1]
-    seconds = args.num * length / rate
+            raise ValueError(f"--loop: {e}") from None
     steps = scheduler.start_index(args.strength) + 1 if init is not None \
         else scheduler.num_inference_steps
-    line = family.describe(args, cond, shape)
-    if line:
-        print(line)
-    print(f"wrote {args.num} clip(s) of {length / rate:.2f} s to {args.out} "
-          f"({args.sampler}, {steps} steps, {elapsed:.1f} s, "
-          f"real-time factor {seconds / elapsed:.2f})")
+    return Generated(audio, images, rate, steps, time.perf_counter() - start,
+                     family.describe(args, cond, shape))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    quiet_tensorflow()
+    from data.audio_io import AudioError
+    from diffusion.families.registry import RunError
+    try:
+        params, family, model, vocoder = load(args)
+        os.makedirs(args.out, exist_ok=True)
+        result = generate(args, params, family, model, vocoder, progress_bar(args.sampler))
+    except (RunError, AudioError, ValueError, OSError) as e:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    write_clips(args, result.audio, result.images, result.rate)
+    length = result.audio.shape[1]
+    seconds = args.num * length / result.rate
+    if result.line:
+        print(result.line)
+    print(f"wrote {args.num} clip(s) of {length / result.rate:.2f} s to {args.out} "
+          f"({args.sampler}, {result.steps} steps, {result.elapsed:.1f} s, "
+          f"real-time factor {seconds / result.elapsed:.2f})")
     return 0
 
 

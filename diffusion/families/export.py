@@ -57,7 +57,8 @@ class SamplerModule(tf.Module):
         self.hop = params.network.hop_length
         self.n_mels = params.network.n_mels
         self.chunk, self.halo = chunk, (model.receptive_field - 1) // 2
-        self.sample_rate = tf.constant(params.data.sample_rate)   # readable by servers
+        self.sample_rate = tf.Variable(params.data.sample_rate, trainable=False,
+                                       name="sample_rate")    # saved: readable by servers
 
     def _run(self, shape, seed, cond):
         denoise = self.family.denoiser(self.model, cond)

@@ -28,7 +28,8 @@ class MelSamplerModule(tf.Module):
         object.__setattr__(self, "mel", family.mel)
         n = family.params.network
         self.height, self.width = n.y_res, n.x_res * slices
-        self.sample_rate = tf.constant(family.params.data.sample_rate)
+        self.sample_rate = tf.Variable(family.params.data.sample_rate, trainable=False,
+                                       name="sample_rate")    # saved: readable by servers
 
     def generate(self, num_samples, seed):
         tf.debugging.assert_greater_equal(num_samples, 1, message="num_samples must be >= 1")
