@@ -224,7 +224,7 @@ class Server:
                     "--seed", str(seed), "--eta", str(0.0 if eta is None else eta)]
             if sampler:
                 argv += ["--sampler", sampler]
-            if steps is not None:
+            if steps:                      # an empty Number arrives as None or 0: the default
                 argv += ["--steps", str(int(steps))]
             if label is not None:
                 argv += ["--label", str(int(label))]
