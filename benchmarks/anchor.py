@@ -173,3 +173,31 @@ def others_note(shares):
                 f"measurements; repeat on a quiet machine before quoting figures")
     return None
 
+
+
+def run_configurations(script, modes, impls, precisions, child_args, shares):
+    """Each oneDNN mode × implementation × precision in its own child process of `script`
+    (`--child --precision P --impl I` + child_args) → rows (mode, impl, precision, result,
+    others, error). An implementation this DiffWave does not accept (a child's
+    "network.…" error) is noted and dropped; if none is left, the default is measured."""
+    def run_all(impl_list):
+        out = []
+        for mode in modes:
+            for impl in impl_list:
+                for precision in precisions:
+                    cmd = [sys.executable, script, "--child", "--precision", precision,
+                           "--impl", impl, *child_args]
+                    result, others, error = run_child(cmd, env={"TF_ENABLE_ONEDNN_OPTS": mode})
+                    shares.append(others)
+                    out.append((mode, impl, precision, result, others, error))
+        return out
+
+    rows = run_all(impls)
+    unsupported = {impl for _, impl, _, r, _, e in rows if e and e.startswith("network.")}
+    if unsupported:
+        print(f"note: {next(e for *_, e in rows if e and e.startswith('network.'))}")
+        rows = [row for row in rows if row[1] not in unsupported]
+        if not rows:
+            print("note: measuring the default implementation instead (--impls default)")
+            rows = run_all(["default"])
+    return rows

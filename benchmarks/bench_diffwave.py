@@ -136,29 +136,9 @@ def main():
 
     shares = [ref_others] if ref_others is not None else []
 
-    def run_all(impl_list):
-        out = []
-        for mode in modes:
-            for impl in impl_list:
-                for precision in precisions:
-                    cmd = [sys.executable, __file__, "--child", "--precision", precision,
-                           "--impl", impl, "--batch", args.batch, "--length", args.length,
-                           "--steps", args.steps, "--warmup", args.warmup,
-                           "--inter-op", args.inter_op]
-                    result, others, error = anchor.run_child(
-                        cmd, env={"TF_ENABLE_ONEDNN_OPTS": mode})
-                    shares.append(others)
-                    out.append((mode, impl, precision, result, others, error))
-        return out
-
-    rows = run_all(impls)
-    unsupported = {impl for _, impl, _, r, _, e in rows if e and e.startswith("network.")}
-    if unsupported:
-        print(f"note: {next(e for *_, e in rows if e and e.startswith('network.'))}")
-        rows = [row for row in rows if row[1] not in unsupported]
-        if not rows:
-            print("note: measuring the default implementation instead (--impls default)")
-            rows = run_all(["default"])
+    child_args = ["--batch", args.batch, "--length", args.length, "--steps", args.steps,
+                  "--warmup", args.warmup, "--inter-op", args.inter_op]
+    rows = anchor.run_configurations(__file__, modes, impls, precisions, child_args, shares)
 
     print()
     print(f"{'configuration':50s} {'s/step':>8s} {'audio-s/s':>10s} {'peak RSS':>10s} "

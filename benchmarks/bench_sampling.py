@@ -179,29 +179,9 @@ def main():
             threads=args.torch_threads, env=args.torch_env)
     shares = [ref_others] if ref_others is not None else []
 
-    def run_all(impl_list):
-        out = []
-        for mode in modes:
-            for impl in impl_list:
-                for precision in precisions:
-                    cmd = [sys.executable, __file__, "--child", "--precision", precision,
-                           "--impl", impl, "--seconds", args.seconds, "--samplers",
-                           ",".join(samplers), "--repeats", args.repeats,
-                           "--ddpm-repeats", args.ddpm_repeats]
-                    result, others, error = anchor.run_child(
-                        cmd, env={"TF_ENABLE_ONEDNN_OPTS": mode})
-                    shares.append(others)
-                    out.append((mode, impl, precision, result, others, error))
-        return out
-
-    rows = run_all(impls)
-    unsupported = {impl for _, impl, _, r, _, e in rows if e and e.startswith("network.")}
-    if unsupported:
-        print(f"note: {next(e for *_, e in rows if e and e.startswith('network.'))}")
-        rows = [row for row in rows if row[1] not in unsupported]
-        if not rows:
-            print("note: measuring the default implementation instead (--impls default)")
-            rows = run_all(["default"])
+    child_args = ["--seconds", args.seconds, "--samplers", ",".join(samplers),
+                  "--repeats", args.repeats, "--ddpm-repeats", args.ddpm_repeats]
+    rows = anchor.run_configurations(__file__, modes, impls, precisions, child_args, shares)
 
     print()
     print(f"{'sampler':8s} {'path':11s} {'configuration':40s} {'seconds':>8s} {'RTF':>7s} "

@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from diffusion.families.convert.tensors import (ConvertError, _conv2d, _linear, _Tensors,
-                                                read_diffusers)
+                                                read_diffusers, with_weights)
 
 
 # --- diffusers UNet2DModel -----------------------------------------------------------------------
@@ -138,15 +138,7 @@ def load_diffusers_weights(model, state, where):
 
 
 def convert_diffusers(directory, overrides=()):
-    from diffusion.families.registry import family_for
-    from params import ParamsError, apply_overrides
+    """→ (params, model with the directory's UNet weights)."""
     state, config, mel, scheduler = read_diffusers(directory)
-    params = unet_params(config, mel, scheduler, directory)
-    if overrides:
-        try:
-            params = apply_overrides(params, overrides)
-        except ParamsError as e:
-            raise ConvertError(str(e)) from None
-    model = family_for(params).build_model()
-    load_diffusers_weights(model, state, directory)
-    return params, model
+    return with_weights(unet_params(config, mel, scheduler, directory), overrides,
+                        load_diffusers_weights, state, directory)

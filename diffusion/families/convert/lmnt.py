@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from diffusion.families.convert.tensors import (ConvertError, _conv1d, _dense_from_1x1, _linear,
-                                                _Tensors, _upsampler, read_lmnt)
+                                                _Tensors, _upsampler, read_lmnt, with_weights)
 
 
 # --- lmnt DiffWave -------------------------------------------------------------------------------
@@ -96,15 +96,5 @@ def load_lmnt_weights(model, state, where):
 
 def convert_lmnt(path, overrides=()):
     """→ (params, model with the checkpoint's weights)."""
-    from diffusion.families.registry import family_for
-    from params import ParamsError, apply_overrides
     state, raw = read_lmnt(path)
-    params = lmnt_params(state, raw, path)
-    if overrides:
-        try:
-            params = apply_overrides(params, overrides)
-        except ParamsError as e:
-            raise ConvertError(str(e)) from None
-    model = family_for(params).build_model()
-    load_lmnt_weights(model, state, path)
-    return params, model
+    return with_weights(lmnt_params(state, raw, path), overrides, load_lmnt_weights, state, path)

@@ -142,3 +142,17 @@ def _upsampler(w):
     # torch ConvTranspose2d [in=1, out=1, k_mel, k_time] over (mel, time) → Keras
     # Conv2DTranspose [k_time, k_mel, out, in] over (time, mel).
     return np.transpose(w, (3, 2, 1, 0)) if w.ndim == 4 else w
+
+
+def with_weights(params, overrides, load_weights, state, where):
+    """(params with the --set overrides, the family's model holding the checkpoint's weights)."""
+    from diffusion.families.registry import family_for
+    from params import ParamsError, apply_overrides
+    if overrides:
+        try:
+            params = apply_overrides(params, overrides)
+        except ParamsError as e:
+            raise ConvertError(str(e)) from None
+    model = family_for(params).build_model()
+    load_weights(model, state, where)
+    return params, model
