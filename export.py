@@ -1,7 +1,13 @@
-"""Export a trained run as a SavedModel whose whole sampling loop is in the graph.
+"""Export a trained run as a SavedModel whose whole sampling loop is in the graph, or as a
+pretrained run (its EMA weights only, for pretrained/).
 
     python export.py --run runs/digits --out exported/digits [--sampler fast|ddpm|ddim]
         [--steps 50] [--eta 0] [--no-ema] [--chunk-seconds 4]
+    python export.py --run runs/vocoder --out pretrained/vocoder --format pretrained
+
+--format pretrained writes OUT/params.json and OUT/checkpoints/ckpt-<step> holding the EMA
+weights alone (no raw weights, no optimizer: a third of a training checkpoint), which
+generate.py, evaluate.py and export.py load as they load any run.
 
 Serve it with tf.saved_model.load, tensorflow_hub.load or `saved_model_cli run` (README).
 The output directory must not exist yet (an export never overwrites anything).
@@ -21,6 +27,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--run", required=True)
     p.add_argument("--out", required=True, help="new directory for the SavedModel")
+    p.add_argument("--format", choices=("savedmodel", "pretrained"), default="savedmodel")
     p.add_argument("--sampler", default="fast", help="fast | ddpm | ddim (fixed at export)")
     p.add_argument("--steps", type=int, default=None,
                    help="DDIM steps (default 50, ≤ T); diffgen: V steps (default 50)")
@@ -43,6 +50,8 @@ def main(argv=None) -> int:
         return 2
     try:
         params, family, model = load_run(args.run, use_ema=args.ema)
+        if args.format == "pretrained":
+            return package(args, params, model)
         module, what = family.export_module(model, args)    # the family's SavedModel module
     except (RunError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -51,6 +60,20 @@ def main(argv=None) -> int:
     module.save(args.out)
     print(f"exported {args.run} ({what}) to {args.out} in {time.perf_counter() - start:.1f} s; "
           f"{module.signatures_note}")
+    return 0
+
+
+def package(args, params, model) -> int:
+    """--format pretrained: params.json + the EMA weights as the run's only checkpoint."""
+    from diffusion.training.checkpoints import latest_checkpoint, package_run
+    step = int(latest_checkpoint(args.run).rsplit("-", 1)[1])
+    os.makedirs(args.out, exist_ok=True)
+    params.save(os.path.join(args.out, "params.json"))
+    path = package_run(model, step, args.out)
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(args.out)
+               for f in files)
+    print(f"packaged {args.run} at step {step} ({'EMA' if args.ema else 'raw'} weights) as "
+          f"{path}; {args.out} is {size / 2**20:.1f} MiB")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Generate audio from a trained run: WAV files and a spectrogram PNG for each.
+"""Generate audio from a trained run: WAV files and a labelled figure (waveform + log-mel) each.
 
     python generate.py --run runs/digits --seconds 2.5 --num 4 --out out/ \
         [--sampler fast|ddpm|ddim] [--steps N] [--eta 0] [--seed 0] [--label 7] \
@@ -154,15 +154,6 @@ def run_vocoder(vocoder, images, mel, args):
     return x.numpy()[..., 0]
 
 
-def spectrogram_png(audio) -> bytes:
-    """Log-magnitude STFT as an 8-bit PNG (low frequencies at the bottom), via TF's encoder."""
-    import tensorflow as tf
-    spec = tf.math.log(tf.abs(tf.signal.stft(audio, 512, 128, pad_end=True)) + 1e-5)
-    spec = (spec - tf.reduce_min(spec)) / (tf.reduce_max(spec) - tf.reduce_min(spec) + 1e-9)
-    image = tf.cast(tf.transpose(spec)[::-1, :, None] * 255.0, tf.uint8)
-    return tf.io.encode_png(image).numpy()
-
-
 def finite(audio, path):
     """`audio`, or a ValueError when it holds NaN or infinite samples (a damaged file)."""
     if not np.all(np.isfinite(audio)):
@@ -208,19 +199,22 @@ def progress_bar(sampler):
     return progress
 
 
-def write_clips(args, audio, images, rate) -> list:
-    """OUT/<run>_<sampler>_seed<S>_<i>.wav and a .png each (the image, or a spectrogram);
-    returns the [(wav, png)] paths."""
+def write_clips(args, audio, images, rate, titles=None) -> list:
+    """OUT/<run>_<sampler>_seed<S>_<i>.wav and .png (waveform + log-mel, data/figures.py) each,
+    and a mel-UNet's generated image as _image.png; returns the [(wav, png)] paths."""
     import soundfile as sf
     import tensorflow as tf
+    from data.figures import save_clip_figure
     stem = os.path.basename(os.path.normpath(args.run))
     paths = []
     for i, clip in enumerate(audio):
-        base = os.path.join(args.out, f"{stem}_{args.sampler}_seed{args.seed}_{i}")
+        name = f"{stem}_{args.sampler}_seed{args.seed}_{i}"
+        base = os.path.join(args.out, name)
         sf.write(base + ".wav", clip, rate, subtype="PCM_16")
-        with open(base + ".png", "wb") as f:
-            f.write(spectrogram_png(clip) if images is None else
-                    tf.io.encode_png(images[i][..., None]).numpy())
+        save_clip_figure(base + ".png", clip, rate, titles[i] if titles else name)
+        if images is not None:
+            with open(base + "_image.png", "wb") as f:
+                f.write(tf.io.encode_png(images[i][..., None]).numpy())
         paths.append((base + ".wav", base + ".png"))
     return paths
 

@@ -203,9 +203,11 @@ def decode(path, decoder, channels, start=0, stop=-1):
     return audio
 
 
-def read(path: str) -> tuple[np.ndarray, int]:
+def read(path) -> tuple[np.ndarray, int]:
     """Eager convenience: (float32 [T, C], sample_rate) through the same decoders; a file
-    tensorflow-io cannot decode is read by libsndfile (as the pipeline does)."""
+    tensorflow-io cannot decode is read by libsndfile (as the pipeline does). `path`: str or
+    os.PathLike."""
+    path = os.fspath(path)
     info = probe(path)
     decoders = [info.decoder] + ([SOUNDFILE] if info.decoder not in (SOUNDFILE, PCM_RAW) else [])
     for decoder in decoders:

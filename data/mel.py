@@ -73,6 +73,33 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
     return weights.astype(np.float32)
 
 
+class FilterbankInverse:
+    """X ≥ 0 minimising ½‖X·Mᵀ − S‖² for a non-negative filterbank M [mels, bins] and
+    S [..., frames, mels]: from the clipped pseudo-inverse S·(M⁺)ᵀ, `steps` projected Nesterov
+    (FISTA) steps X ← max(Y − (Y·Mᵀ − S)·M·D, 0), D = diag(1/(MᵀM·1)) (like librosa's
+    mel_to_stft). Serves power (Mel) and magnitude (DiffWave log-mel) filterbanks alike."""
+
+    def __init__(self, basis):
+        basis = np.asarray(basis, np.float64)
+        self.basis_t = tf.constant(basis.T, tf.float32)                       # Mᵀ [bins, mels]
+        self._basis = tf.constant(basis, tf.float32)                          # M [mels, bins]
+        self._pinv_t = tf.constant(np.linalg.pinv(basis).T, tf.float32)      # (M⁺)ᵀ
+        # Per-bin step 1/(MᵀM·1)_k: diag(MᵀM·1) ⪰ MᵀM for M ≥ 0, a valid majoriser.
+        self._step = tf.constant(1.0 / np.maximum(basis.T @ basis.sum(axis=1), 1e-12),
+                                 tf.float32)
+
+    def __call__(self, target, steps=NNLS_STEPS):
+        target = tf.cast(target, tf.float32)                                    # [..., t, mels]
+        x = tf.nn.relu(tf.matmul(target, self._pinv_t))
+        y, t = x, 1.0
+        for _ in range(steps):                                                  # static, small
+            grad = tf.matmul(tf.matmul(y, self.basis_t) - target, self._basis)
+            x_next = tf.nn.relu(y - grad * self._step)
+            t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
+            y, x, t = x_next + ((t - 1.0) / t_next) * (x_next - x), x_next, t_next
+        return x
+
+
 def _positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"Mel: {name} must be a positive integer, got {value!r}")
@@ -100,13 +127,7 @@ class Mel:
         self.top_db = top_db
         self.slice_size = self.x_res * self.hop_length - 1      # → exactly x_res centred frames
         self.audio = None
-        basis = mel_filterbank(self.sr, self.n_fft, self.n_mels).astype(np.float64)
-        self._basis_t = tf.constant(basis.T, tf.float32)                      # Mᵀ [bins, mels]
-        self._basis = tf.constant(basis, tf.float32)                          # M [mels, bins]
-        self._pinv_t = tf.constant(np.linalg.pinv(basis).T, tf.float32)      # (M⁺)ᵀ
-        # Per-bin step 1/(MᵀM·1)_k: diag(MᵀM·1) ⪰ MᵀM for M ≥ 0, a valid majoriser.
-        self._step = tf.constant(1.0 / np.maximum(basis.T @ basis.sum(axis=1), 1e-12),
-                                 tf.float32)
+        self._inverse = FilterbankInverse(mel_filterbank(self.sr, self.n_fft, self.n_mels))
         self._images_fn = tf.function(self._audio_to_pixels, reduce_retracing=True)
         self._audio_fn = tf.function(self.pixels_to_audio, reduce_retracing=True)
         self._gl_fn = tf.function(self._griffin_lim, reduce_retracing=True)
@@ -223,7 +244,7 @@ class Mel:
         """Mel power spectrogram M·|STFT|²: [..., T] → [..., n_mels, frames] (float32)."""
         spec = self._stft(tf.convert_to_tensor(audio, tf.float32))
         power = tf.math.real(spec * tf.math.conj(spec))                     # |X|²
-        return tf.linalg.matrix_transpose(tf.matmul(power, self._basis_t))
+        return tf.linalg.matrix_transpose(tf.matmul(power, self._inverse.basis_t))
 
     def power_to_pixels(self, power):
         """power_to_db(ref=max over each image, top_db) then the byte scale, in float64."""
@@ -254,18 +275,9 @@ class Mel:
         return audio.reshape(image.shape[:-2] + audio.shape[-1:])
 
     def mel_to_magnitude(self, mel_power, steps=NNLS_STEPS):
-        """Linear magnitude [..., frames, bins] from mel power [..., n_mels, frames]:
-        X ≥ 0 minimising ½‖M·X − S‖², from the clipped pseudo-inverse M⁺S by `steps` projected
-        Nesterov (FISTA) steps X ← max(Y − D·Mᵀ(M·Y − S), 0), D = diag(1/(MᵀM·1)); returns √X."""
-        target = tf.linalg.matrix_transpose(tf.cast(mel_power, tf.float32))     # [..., t, mels]
-        x = tf.nn.relu(tf.matmul(target, self._pinv_t))
-        y, t = x, 1.0
-        for _ in range(steps):                                                  # static, small
-            grad = tf.matmul(tf.matmul(y, self._basis_t) - target, self._basis)
-            x_next = tf.nn.relu(y - grad * self._step)
-            t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
-            y, x, t = x_next + ((t - 1.0) / t_next) * (x_next - x), x_next, t_next
-        return tf.sqrt(x)
+        """Linear magnitude [..., frames, bins] from mel power [..., n_mels, frames]: √X for
+        the X ≥ 0 with M·X ≈ S (FilterbankInverse)."""
+        return tf.sqrt(self._inverse(tf.linalg.matrix_transpose(mel_power), steps))
 
     def pixels_to_audio(self, pixels, n_iter, seed):
         """Pixels (float, 0…255) [B, y_res, W] → audio by Griffin-Lim, in TF ops (the mel

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from data.features import F_MIN
+from data.features import log_mel_to_mel_magnitude, magnitude_to_log_mel, mel_matrix
 
 
 def check_compatible(mel, sample_rate: int, hop_length: int) -> None:
@@ -49,9 +49,24 @@ def image_to_log_mel(images, mel, n_mels: int, gain_db: float):
     pixels = tf.constant(images.reshape((-1,) + images.shape[-2:]), tf.float32)
     db = pixels * (mel.top_db / 255.0) - mel.top_db + gain_db                     # step 1 + 3
     magnitude = mel.mel_to_magnitude(tf.pow(10.0, db / 10.0))                     # step 2
-    matrix = tf.signal.linear_to_mel_weight_matrix(n_mels, mel.n_fft // 2 + 1, mel.sr,
-                                                   F_MIN, mel.sr / 2.0)
-    m = tf.tensordot(magnitude, matrix, 1)                                         # step 4
-    log = 20.0 * tf.math.log(tf.maximum(m, 1e-5)) / tf.math.log(10.0) - 20.0
-    out = tf.clip_by_value((log + 100.0) / 100.0, 0.0, 1.0).numpy()
+    out = magnitude_to_log_mel(magnitude, mel.sr, n_mels).numpy()                  # step 4
     return out.reshape(images.shape[:-2] + out.shape[-2:])
+
+
+def log_mel_to_audio(log_mel, sample_rate: int, hop_length: int, n_iter: int = 32,
+                     seed: int = 0) -> np.ndarray:
+    """Griffin-Lim from a DiffWave log-mel [(B,) frames, n_mels] (data/features.log_mel) →
+    audio [(B,) frames·hop − 1]: undo the dB scaling, invert the magnitude filterbank by
+    non-negative least squares (FilterbankInverse), then Mel's fast Griffin-Lim (n_fft = 4·hop).
+    The baseline a neural vocoder must beat."""
+    from data.mel import FilterbankInverse, Mel
+    log_mel = np.asarray(log_mel, np.float32)
+    frames, n_mels = log_mel.shape[-2:]
+    n_fft = 4 * hop_length
+    matrix = mel_matrix(n_fft, sample_rate, n_mels).numpy()
+    target = log_mel_to_mel_magnitude(log_mel.reshape((-1, frames, n_mels)), n_fft)  # M·|X|
+    magnitude = FilterbankInverse(matrix.T)(target)             # |X| [B, frames, bins]
+    mel = Mel(x_res=frames, y_res=n_mels, sample_rate=sample_rate, n_fft=n_fft,
+              hop_length=hop_length, n_iter=max(n_iter, 1))
+    audio = mel.griffin_lim(magnitude, n_iter, seed)
+    return audio.reshape(log_mel.shape[:-2] + audio.shape[-1:])

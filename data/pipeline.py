@@ -67,7 +67,8 @@ def _check_ratio(source, new_rate):
                         f"is impossibly fine)")
 
 
-def _normalize(audio, dp):
+def normalize(audio, dp):
+    """audio scaled as data.normalize asks (peak or RMS at data.normalize_level_db), clipped."""
     if dp.normalize == "none":
         return audio
     target = 10.0 ** (dp.normalize_level_db / 20.0)
@@ -129,7 +130,7 @@ def _decoded(sources, rate, dp):
         peak = tf.reduce_max(tf.abs(audio))
         finite = tf.reduce_all(tf.math.is_finite(audio))
         return {"path": row["path"], "label": row["label"], "caption": row["caption"],
-                "audio": _normalize(audio, dp), "peak": peak, "finite": finite,
+                "audio": normalize(audio, dp), "peak": peak, "finite": finite,
                 "segment": tf.where(row["read"][1] >= 0, row["read"][0] + row["keep"][0], -1)}
 
     ds = tf.data.Dataset.from_tensor_slices(columns)

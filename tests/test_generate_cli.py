@@ -36,7 +36,7 @@ def test_writes_wav_and_png_reproducibly(runs, tmp_path):
     audio, rate = sf.read(wavs[0])
     assert rate == 16000 and audio.shape == (4000,) and np.abs(audio).max() <= 1.0
     png = tf.io.decode_png(tf.io.read_file(str(wavs[0].with_suffix(".png"))))
-    assert png.shape[0] == 257 and png.shape[2] == 1
+    assert png.shape == (480, 750, 4)                    # the labelled figure (data/figures.py)
     again = cli("generate.py", "--run", runs / "uncond", "--seconds", "0.25", "--num", "2",
                 "--out", tmp_path / "b", "--seed", "1")
     other = cli("generate.py", "--run", runs / "uncond", "--seconds", "0.25", "--num", "2",

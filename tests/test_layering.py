@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("data", "network", "diffusion", "evaluation", "configs")
-CLIS = ("train", "generate", "export", "evaluate", "app")
+CLIS = ("train", "generate", "export", "evaluate", "app", "demo")
 
 # Longest prefix wins. Same rank = same layer: allowed, cycles excepted.
 RANKS = {"params": 0, "configs": 0, "data": 0, "diffusion": 2,

@@ -56,7 +56,7 @@ def test_generates_images_and_audio(trained, tmp_path):
     wavs = sorted((tmp_path / "o").glob("*.wav"))
     audio, rate = sf.read(wavs[0])
     assert rate == 22050 and audio.shape == (2 * 32 * 256 - 1,)   # two slices wide
-    image = tf.io.decode_png(tf.io.read_file(str(wavs[0].with_suffix(".png")))).numpy()
+    image = tf.io.decode_png(tf.io.read_file(str(wavs[0].with_name(wavs[0].stem + "_image.png")))).numpy()
     assert image.shape == (32, 64, 1)                           # y_res × (2·x_res)
     variation = cli(ROOT / "generate.py", "--run", run, "--out", tmp_path / "v", "--steps", "8",
                     "--from-audio", next(CHORALES.glob("*.flac")), "--strength", "0.5")

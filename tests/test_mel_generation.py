@@ -153,7 +153,7 @@ def test_generate_cli_inpaint_encode_slerp(tiny, tmp_path, capsys):
     common = ["--run", run, "--steps", "4", "--from-audio", CHORALE]
     out = cli(capsys, *common, "--out", tmp_path / "m", "--strength", "1", "--mask-start", "0.1")
     assert out.returncode == 0, out.stderr
-    png = next((tmp_path / "m").glob("*.png"))
+    png = next((tmp_path / "m").glob("*_image.png"))
     image = tf.io.decode_png(tf.io.read_file(str(png))).numpy()[..., 0]
     columns = round(0.1 * family.frames_per_second())                   # 9 of 32 columns
     expected = np.round((init[0, ..., 0] + 1) * 127.5)

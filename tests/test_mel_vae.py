@@ -89,7 +89,7 @@ def test_latent_mel_unet_trains_and_generates(vae_run, tmp_path, capsys):
     assert params.network.latent_scale == 0.18215
     assert generate.main(["--run", str(run), "--out", str(tmp_path / "o"), "--steps", "3",
                           "--seconds", "0.3"]) == 0
-    png = next((tmp_path / "o").glob("*.png"))
+    png = next((tmp_path / "o").glob("*_image.png"))
     assert tf.io.decode_png(tf.io.read_file(str(png))).shape == (32, 32, 1)   # decoded image
     latents = family.split_batch({"audio": tf.zeros([1, 32 * 256 - 1, 1])})[0]
     assert latents.shape == (1, 8, 8, 4)

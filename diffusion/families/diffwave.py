@@ -51,7 +51,8 @@ class DiffWaveFamily(WaveformFamily):
             return {"label": tf.fill([args.num], args.label)}
         if self.conditioning == "mel":
             n = self.params.network
-            mel = read_log_mel(args.mel, self.params.data.sample_rate, n.hop_length, n.n_mels)
+            mel = read_log_mel(args.mel, self.params.data.sample_rate, n.hop_length, n.n_mels,
+                               self.params.data)           # levelled as in training
             return {"mel": tf.tile(tf.constant(mel)[None], [args.num, 1, 1])}
         return {}
 

@@ -47,9 +47,31 @@ def load_weights(model, run_dir, ema_decay: float, use_ema: bool, *, error, what
     latest = latest_checkpoint(run_dir)
     if latest is None:
         raise error(f"{run_dir}: no checkpoint yet (train it first)")
+    if is_packaged(latest):                 # EMA weights only (package_run): nothing to swap
+        restore(tf.train.Checkpoint(model=model), latest, partial=True, error=error, what=what)
+        return latest
     ema = EMA(model, ema_decay)
     restore(tf.train.Checkpoint(model=model, ema=ema), latest, partial=True, error=error,
             what=what)
     if use_ema:
         ema.copy_to(model)
     return latest
+
+
+def is_packaged(checkpoint_path) -> bool:
+    """True for a checkpoint written by package_run: the model's (EMA) weights, no EMA slots."""
+    try:
+        names = [name for name, _ in tf.train.list_variables(checkpoint_path)]
+    except (tf.errors.OpError, ValueError):
+        return False
+    return not any(name.startswith(("ema/", "optimizer/")) for name in names)
+
+
+def package_run(model, step: int, out_dir) -> str:
+    """Writes `model`'s current weights (load the EMA ones first) as out_dir/checkpoints/
+    ckpt-<step>, the only checkpoint there: a run directory generate.py and evaluate.py load
+    like any other, at a third of a training checkpoint's size (no raw weights, no Adam)."""
+    directory = os.path.join(str(out_dir), "checkpoints")
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), directory,
+                                         max_to_keep=1)
+    return manager.save(checkpoint_number=step)

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from data.figures import clip_figure_png
 from diffusion.training.checkpoints import latest_checkpoint, restore
 from diffusion.training.ema import EMA
 from diffusion.core.objectives import make_objective
@@ -271,10 +272,10 @@ class Trainer:
             audio = np.asarray(sample_fn(self.model))          # [N, T, 1] in [-1, 1]
         if not self.chief:
             return
-        spec = tf.abs(tf.signal.stft(audio[..., 0], 512, 128))
-        image = tf.math.log(spec + 1e-5)
-        image = (image - tf.reduce_min(image)) / (tf.reduce_max(image) - tf.reduce_min(image))
+        rate = self.params.data.sample_rate
+        figures = tf.stack([tf.io.decode_png(clip_figure_png(clip[:, 0], rate,
+                                                             f"step {step}, sample {i}"))
+                            for i, clip in enumerate(audio[:2])])   # generate.py's figure
         with self.writer.as_default(step=step):
-            tf.summary.audio("samples/audio", audio, self.params.data.sample_rate, max_outputs=2)
-            tf.summary.image("samples/spectrogram",
-                             tf.transpose(image, [0, 2, 1])[:, ::-1, :, None], max_outputs=2)
+            tf.summary.audio("samples/audio", audio, rate, max_outputs=2)
+            tf.summary.image("samples/figure", figures, max_outputs=2)
