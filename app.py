@@ -263,7 +263,8 @@ class Server:
         if not np.all(np.isfinite(audio)):
             raise ValueError("the model produced NaN or infinite samples")
         clips = []
-        what = "mel image" if images is not None else "log-magnitude STFT, low frequencies below"
+        what = "waveform and log-mel" + ("; the mel image is saved beside it"
+                                          if images is not None else "")
         for i, (wav, png) in enumerate(cli.write_clips(args, audio, images, rate)):
             clips.append((wav, png, f"clip {i + 1}: {audio.shape[1] / rate:.2f} s at {rate} Hz "
                                     f"({what})"))
