@@ -17,19 +17,21 @@ embedding reports FAD only on a domain where it passed the ordering check
 n ≥ 100); "auto" picks the one that passed on the reference's domain (speech: a labelled
 reference, else music), and any other choice that has not passed is refused.
 --check-embedding runs that check on the bundled digits / chorales, prints its figures and
-caches a SavedModel's result. Every report lists which metric checks hold
+caches the result under the embedding's id (how a SavedModel or a classifier other than the
+committed one gets to report). Every report lists which metric checks hold
 (evaluation/checks.py). FAD comes with its n and a bootstrap 95 % interval; --compare refuses
-two reports whose figures were made at different n. The reference is split into halves by alternating
-file (A: even positions, B: odd); A's statistics are what every set is compared with. Three
-sets are scored in the same run so the figures can be read: the generated clips, real clips
+two reports whose figures were made at different n.
+
+The reference is split into halves by alternating file (A: even positions, B: odd); A's
+statistics are what every set is compared with. Three sets are scored in the same run so the figures can be read: the generated clips, real clips
 (B's windows, evenly spaced, as many as the generated ones) and white noise at the RMS levels
 of B's clips. FAD is biased upwards at small n, so only figures at the same n compare.
 Sampling: the fast schedule with EMA weights, --num clips of --seconds (default 1 s), balanced
 labels for a class-conditional run; with --generated the clips (and labels, from its
 metadata.jsonl) are read instead.
-IS-style score: exp(E_x KL(p(y|x) ‖ p(y))) over BirdNET's 6522 sigmoid outputs normalised to
-sum to 1 per window. Digit accuracy (class-conditional runs, or a --generated dir with labels):
-the classifier of `--train-digit-classifier` (evaluation/digit_classifier.py) on the generated
+IS-style score (BirdNET only): exp(E_x KL(p(y|x) ‖ p(y))) over BirdNET's 6522 sigmoid outputs
+normalised to sum to 1 per window. Digit accuracy (class-conditional runs, or a --generated
+dir with labels): the classifier of `--train-digit-classifier` (evaluation/digit_classifier.py) on the generated
 clips against their labels. Writes OUT/report.json, OUT/report.md and OUT/samples/ (WAVs +
 metadata.jsonl, re-usable with --generated). Reference statistics are cached
 (dataset/cache/fad, or --cache / $AUDIO_DIFFUSION_CACHE/fad) under a fingerprint of every

@@ -38,7 +38,8 @@ PENULTIMATE = "max_over_time"
 
 
 class DigitClassifierEmbedder:
-    """The digit classifier's penultimate features: windows [n, 16000] at 16 kHz → ([n, D], None)."""
+    """The digit classifier's penultimate features: windows [n, 16000] at 16 kHz →
+    ([n, D], None)."""
     name = "digit-classifier"
     labels: list = []
 
