@@ -99,7 +99,8 @@ def report_checks(report: dict) -> list:
                                  f"{100 * engine:.1f} %"))
         else:
             checks.append(_check(False, "digit classifier: no held-out-engine accuracy in its "
-                                        "config (accuracy on an unseen voice unknown)"))
+                                        "config (heldout_engine_accuracy): its accuracy on "
+                                        "an unseen voice is unknown"))
     return checks
 
 

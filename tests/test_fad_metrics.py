@@ -106,8 +106,8 @@ def test_report_checks_say_which_calibrations_hold():
                for line in unequal), unequal
     no_engine = format_checks(report_checks(fake_report(classifier={
         "heldout_accuracy": 0.97, "heldout_count": 70, "split": "s"})))
-    assert "✗ digit classifier: no held-out-engine accuracy in its config (accuracy on an " \
-           "unseen voice unknown)" in no_engine
+    assert "✗ digit classifier: no held-out-engine accuracy in its config " \
+           "(heldout_engine_accuracy): its accuracy on an unseen voice is unknown" in no_engine
 
 
 def test_compare_reports_refuses_unequal_n():
