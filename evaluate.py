@@ -168,10 +168,11 @@ def check_embedding(args) -> int:
     from evaluation.ordering import ordering_check, ordering_table
     names = ("birdnet", "digit-classifier") if args.embedding == "auto" else (args.embedding,)
     domains = DOMAINS if args.domain in ("all", "auto") else (args.domain,)
+    embedders = [load_embedder(name, args.embedding_rate, args.embedding_window,
+                               args.embedding_output, args.digit_classifier)
+                 for name in names]                   # all found before any work
     results = []
-    for name in names:
-        embedder = load_embedder(name, args.embedding_rate, args.embedding_window,
-                                 args.embedding_output, args.digit_classifier)
+    for embedder in embedders:
         for domain in domains:
             results.append(ordering_check(embedder, domain, seed=args.seed))
             save_check(results[-1], args.cache)

@@ -73,11 +73,15 @@ def reference_stats(report, embedder, segment, cache_dir=None, log=print):
             if old == key:
                 log(f"reference: cache hit {path}")
                 return {**cached, "b_top": json.loads(str(cached["b_top"]))}
-            before = {f[0]: f[1:] for f in old["files"]}
-            now = {f[0]: f[1:] for f in key["files"]}
-            changed = sum(before.get(p) != now.get(p) for p in set(before) | set(now))
-            log(f"reference: cache stale ({changed} file(s) changed, added or removed) — "
-                f"recomputing")
+            if old.get("version") != CACHE_VERSION:
+                log(f"reference: cache of format {old.get('version')} (now {CACHE_VERSION}) — "
+                    f"recomputing")
+            else:
+                before = {f[0]: f[1:] for f in old["files"]}
+                now = {f[0]: f[1:] for f in key["files"]}
+                changed = sum(before.get(p) != now.get(p) for p in set(before) | set(now))
+                log(f"reference: cache stale ({changed} file(s) changed, added or removed) — "
+                    f"recomputing")
         except (OSError, ValueError, KeyError) as e:
             log(f"reference: unreadable cache {path} ({e.__class__.__name__}) — recomputing")
     if len(sources) < 2:
