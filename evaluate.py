@@ -3,21 +3,35 @@
     python evaluate.py --run RUN --reference DIR [--num 64] [--seconds 1] [--seed 0] [--out DIR]
     python evaluate.py [--run RUN] --generated DIR --reference DIR [--out DIR]
     python evaluate.py --train-digit-classifier [--data dataset/digits] [--out DIR] [--seed 0]
-    options: --embedding birdnet | SAVEDMODEL_DIR [--embedding-rate HZ --embedding-window S
-             --embedding-output KEY] · --cache DIR · --digit-classifier DIR
+    python evaluate.py --check-embedding [--embedding NAME] [--domain speech|music|all]
+    python evaluate.py --compare REPORT.json REPORT.json
+    options: --embedding auto | birdnet | digit-classifier | SAVEDMODEL_DIR
+             [--embedding-rate HZ --embedding-window S --embedding-output KEY] ·
+             --domain auto | speech | music · --cache DIR · --digit-classifier DIR
 
-The work is in evaluation/report.py. Embeddings: BirdNET V2.4 (evaluation/birdnet.py), every clip cut into segments of --seconds
-(≤ 3 s) zero-padded to the model's window. The reference is split into halves by alternating
-file (A: even positions, B: odd); A's statistics are what every set is compared with. Three
-sets are scored in the same run so the figures can be read: the generated clips, real clips
+The work is in evaluation/report.py. Embeddings (evaluation/embeddings.py): BirdNET V2.4
+(evaluation/birdnet.py), the digit classifier's penultimate features, or a SavedModel; every
+clip is cut into segments of --seconds (≤ the model's window) zero-padded to the window. An
+embedding reports FAD only on a domain where it passed the ordering check
+(evaluation/ordering.py: held-out real < noise, monotone in added noise at SNR 30/20/10/0 dB,
+n ≥ 100); "auto" picks the one that passed on the reference's domain (speech: a labelled
+reference, else music), and any other choice that has not passed is refused.
+--check-embedding runs that check on the bundled digits / chorales, prints its figures and
+caches the result under the embedding's id (how a SavedModel or a classifier other than the
+committed one gets to report). Every report lists which metric checks hold
+(evaluation/checks.py). FAD comes with its n and a bootstrap 95 % interval; --compare refuses
+two reports whose figures were made at different n.
+
+The reference is split into halves by alternating file (A: even positions, B: odd); A's
+statistics are what every set is compared with. Three sets are scored in the same run so the figures can be read: the generated clips, real clips
 (B's windows, evenly spaced, as many as the generated ones) and white noise at the RMS levels
 of B's clips. FAD is biased upwards at small n, so only figures at the same n compare.
 Sampling: the fast schedule with EMA weights, --num clips of --seconds (default 1 s), balanced
 labels for a class-conditional run; with --generated the clips (and labels, from its
 metadata.jsonl) are read instead.
-IS-style score: exp(E_x KL(p(y|x) ‖ p(y))) over BirdNET's 6522 sigmoid outputs normalised to
-sum to 1 per window. Digit accuracy (class-conditional runs, or a --generated dir with labels):
-the classifier of `--train-digit-classifier` (evaluation/digit_classifier.py) on the generated
+IS-style score (BirdNET only): exp(E_x KL(p(y|x) ‖ p(y))) over BirdNET's 6522 sigmoid outputs
+normalised to sum to 1 per window. Digit accuracy (class-conditional runs, or a --generated
+dir with labels): the classifier of `--train-digit-classifier` (evaluation/digit_classifier.py) on the generated
 clips against their labels. Writes OUT/report.json, OUT/report.md and OUT/samples/ (WAVs +
 metadata.jsonl, re-usable with --generated). Reference statistics are cached
 (dataset/cache/fad, or --cache / $AUDIO_DIFFUSION_CACHE/fad) under a fingerprint of every
@@ -49,13 +63,23 @@ def parse_args(argv=None):
     p.add_argument("--out", default=None, help="report directory (default RUN/eval, out/eval) "
                    "or the classifier directory (default runs/digit_classifier)")
     p.add_argument("--cache", default=None, help="reference statistics cache directory")
-    p.add_argument("--embedding", default="birdnet", help="birdnet or a SavedModel directory")
+    p.add_argument("--embedding", default="auto",
+                   help="auto, birdnet, digit-classifier or a SavedModel directory")
+    p.add_argument("--domain", default="auto", choices=("auto", "speech", "music", "all"),
+                   help="the reference's audio domain (auto: speech if labelled, else music); "
+                        "all: both, for --check-embedding")
+    p.add_argument("--check-embedding", action="store_true",
+                   help="run the FAD ordering check of --embedding on the bundled data")
+    p.add_argument("--compare", nargs=2, metavar="REPORT", default=None,
+                   help="compare two report.json files (refused at different n)")
     p.add_argument("--embedding-rate", type=int, default=None, help="SavedModel sample rate")
     p.add_argument("--embedding-window", type=float, default=None,
                    help="SavedModel window in seconds")
     p.add_argument("--embedding-output", default=None, help="SavedModel output key or index")
-    p.add_argument("--digit-classifier", default="runs/digit_classifier",
-                   help="classifier directory used to score labelled samples")
+    p.add_argument("--digit-classifier", default=None,
+                   help="classifier directory used to score labelled samples and as the "
+                        "digit-classifier embedding (default: pretrained/digit-classifier, "
+                        "else runs/digit_classifier)")
     p.add_argument("--train-digit-classifier", action="store_true",
                    help="train the digit classifier on --data and save it to --out")
     p.add_argument("--data", default=str(ROOT / "dataset" / "digits"),
@@ -69,6 +93,10 @@ def check_args(args):
         if args.epochs < 1:
             raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
         return
+    if args.compare or args.check_embedding:
+        return
+    if args.domain == "all":
+        raise ValueError("--domain all is for --check-embedding; give speech, music or auto")
     if args.reference is None:
         raise ValueError("give --reference DIR (real audio to compare with)")
     if args.run is None and args.generated is None:
@@ -96,16 +124,60 @@ def main(argv=None) -> int:
                   f"({clf.config['heldout_count']} clips, {clf.config['split']}); "
                   f"trained in {clf.config['train_seconds']:.0f} s; saved to {out}")
             return 0
+        if args.compare:
+            return compare(args.compare)
+        if args.check_embedding:
+            return check_embedding(args)
         from evaluation.report import evaluate
         report, out = evaluate(args)
     except (RunError, DataError, AudioError, EmbeddingError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     s = report["sets"]
-    print(f"FAD: generated {s['generated']['fad']:.3f}, real {s['real']['fad']:.3f}, "
-          f"noise {s['noise']['fad']:.3f}; report in {out}/report.md "
-          f"({report['seconds']:.1f} s)")
+    print("metric checks:\n" + "\n".join("  " + line for line in report["check_lines"]))
+    print(f"FAD ({report['embedding']['name']}, {report['domain']}, n = "
+          f"{s['generated']['windows']}, reference n = {s['generated']['n_reference']}): "
+          + ", ".join(f"{name} {s[name]['fad']:.3f} [{s[name]['low']:.3f}, "
+                      f"{s[name]['high']:.3f}]" for name in ("generated", "real", "noise"))
+          + f"; report in {out}/report.md ({report['seconds']:.1f} s)")
     return 0
+
+
+def compare(paths) -> int:
+    """Prints the generated, real and noise FADs of two reports side by side; a ComparisonError
+    (a ValueError: one line, exit 2) when they were made at different n."""
+    import json
+    from evaluation.checks import compare_reports
+    reports = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                reports.append(json.load(f))
+        except ValueError as e:
+            raise ValueError(f"{path}: not a report.json ({e.__class__.__name__})") from None
+    for name in ("generated", "real", "noise"):
+        print(compare_reports(*reports, name))
+    return 0
+
+
+def check_embedding(args) -> int:
+    """The FAD ordering check of --embedding (auto: both built-ins) on --domain (all, auto:
+    speech and music); prints the table, caches each result under the embedding's id; exit 1
+    if a check fails."""
+    from evaluation.embeddings import DOMAINS, load_embedder, save_check
+    from evaluation.ordering import ordering_check, ordering_table
+    names = ("birdnet", "digit-classifier") if args.embedding == "auto" else (args.embedding,)
+    domains = DOMAINS if args.domain in ("all", "auto") else (args.domain,)
+    embedders = [load_embedder(name, args.embedding_rate, args.embedding_window,
+                               args.embedding_output, args.digit_classifier)
+                 for name in names]                   # all found before any work
+    results = []
+    for embedder in embedders:
+        for domain in domains:
+            results.append(ordering_check(embedder, domain, seed=args.seed))
+            save_check(results[-1], args.cache)
+    print(ordering_table(results))
+    return 0 if all(r["passed"] for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -17,36 +17,23 @@ from pathlib import Path
 
 import numpy as np
 
-CACHE_VERSION = 1
-NOISE_SEED = 1234
+from evaluation.sets import NOISE_SEED, embed_clips, mono, rms, white_noise  # noqa: F401
+
+CACHE_VERSION = 2          # 2: half A's embeddings are stored (the bootstrap resamples them)
 GENERATION_BATCH = 16
+RESAMPLES = 200
 
 
 # ---- embedding sets ------------------------------------------------------------------------
 
-def mono(audio):
-    return np.asarray(audio, np.float32).reshape(len(audio), -1).mean(axis=1)
-
-
-def rms(audio) -> float:
-    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
-
-
-def embed_clips(clips, embedder, segment):
-    """[(audio [T], rate)] → (embeddings [W, d], logits [W, C] or None)."""
-    from evaluation.birdnet import clip_windows
-    windows = [clip_windows(audio, rate, embedder, segment) for audio, rate in clips]
-    return embedder(np.concatenate(windows))
-
-
-def describe(embeddings, logits, reference, labels=None):
-    """FAD against reference half A, IS-style score and top classes of one set."""
-    from evaluation.metrics import frechet_distance, gaussian_stats, inception_score, \
-        normalized_sigmoid
+def describe(embeddings, logits, reference, labels=None, seed=0):
+    """FAD against reference half A (with n and a bootstrap interval), IS-style score and top
+    classes of one set."""
+    from evaluation.metrics import bootstrap_fad, inception_score, normalized_sigmoid
     from evaluation.birdnet import top_classes
-    mu, sigma = gaussian_stats(embeddings)
-    result = {"windows": int(len(embeddings)),
-              "fad": frechet_distance(mu, sigma, reference["a_mu"], reference["a_sigma"])}
+    fad = bootstrap_fad(embeddings, reference["a_embeddings"], RESAMPLES, seed)
+    result = {"windows": fad["n"], "fad": fad["fad"], "low": fad["low"], "high": fad["high"],
+              "n_reference": fad["n_reference"], "resamples": fad["resamples"]}
     if logits is not None:
         result["is"] = inception_score(normalized_sigmoid(logits))
         result["top_classes"] = top_classes(logits, labels)
@@ -73,7 +60,7 @@ def reference_stats(report, embedder, segment, cache_dir=None, log=print):
     """Statistics of the reference halves (A: μ, Σ; B: embeddings, IS, top classes, clip
     RMS), from the cache when its fingerprint matches, else computed and cached."""
     from data.audio_io import read
-    from evaluation.metrics import gaussian_stats, inception_score, normalized_sigmoid
+    from evaluation.metrics import inception_score, normalized_sigmoid
     from evaluation.birdnet import top_classes
     sources = report.sources
     key = fingerprint(sources, embedder, segment)
@@ -86,11 +73,15 @@ def reference_stats(report, embedder, segment, cache_dir=None, log=print):
             if old == key:
                 log(f"reference: cache hit {path}")
                 return {**cached, "b_top": json.loads(str(cached["b_top"]))}
-            before = {f[0]: f[1:] for f in old["files"]}
-            now = {f[0]: f[1:] for f in key["files"]}
-            changed = sum(before.get(p) != now.get(p) for p in set(before) | set(now))
-            log(f"reference: cache stale ({changed} file(s) changed, added or removed) — "
-                f"recomputing")
+            if old.get("version") != CACHE_VERSION:
+                log(f"reference: cache of format {old.get('version')} (now {CACHE_VERSION}) — "
+                    f"recomputing")
+            else:
+                before = {f[0]: f[1:] for f in old["files"]}
+                now = {f[0]: f[1:] for f in key["files"]}
+                changed = sum(before.get(p) != now.get(p) for p in set(before) | set(now))
+                log(f"reference: cache stale ({changed} file(s) changed, added or removed) — "
+                    f"recomputing")
         except (OSError, ValueError, KeyError) as e:
             log(f"reference: unreadable cache {path} ({e.__class__.__name__}) — recomputing")
     if len(sources) < 2:
@@ -106,9 +97,9 @@ def reference_stats(report, embedder, segment, cache_dir=None, log=print):
         if len(halves[name][1]) < 2:
             raise ValueError(f"{report.origin}: half {name.upper()} of the reference has "
                              f"{len(halves[name][1])} window(s); need at least 2")
-    a_mu, a_sigma = gaussian_stats(halves["a"][1])
     b_clips, b_embeddings, b_logits = halves["b"]
-    stats = {"a_mu": a_mu, "a_sigma": a_sigma, "a_windows": len(halves["a"][1]),
+    stats = {"a_embeddings": halves["a"][1].astype(np.float32),
+             "a_windows": len(halves["a"][1]),
              "a_files": len(halves["a"][0]), "b_files": len(b_clips),
              "b_embeddings": b_embeddings.astype(np.float32),
              "b_rms": np.array([rms(a) for a, _ in b_clips]),
@@ -161,16 +152,6 @@ def read_generated(directory):
     return clips, (labels if np.all(labels >= 0) else None)
 
 
-def white_noise(clips, levels, seed=NOISE_SEED):
-    """White noise shaped like `clips` (same lengths and rates), RMS cycling through `levels`."""
-    rng = np.random.default_rng(seed)
-    noise = []
-    for i, (audio, rate) in enumerate(clips):
-        x = rng.standard_normal(len(audio))
-        noise.append(((x * levels[i % len(levels)] / rms(x)).astype(np.float32), rate))
-    return noise
-
-
 def write_samples(directory, clips, labels):
     import soundfile as sf
     os.makedirs(directory, exist_ok=True)
@@ -184,13 +165,21 @@ def write_samples(directory, clips, labels):
 
 # ---- report ---------------------------------------------------------------------------------
 
+def fad_cell(s) -> str:
+    return f"{s['fad']:.3f} [{s['low']:.3f}, {s['high']:.3f}]"
+
+
 def markdown(report) -> str:
-    ref, sets = report["reference"], report["sets"]
+    ref, sets, emb = report["reference"], report["sets"], report["embedding"]
     lines = [f"# Evaluation of {report['generated']}", "",
-             f"Reference `{ref['origin']}`: {ref['files']} clips; FAD against half A "
-             f"({ref['a_files']} clips, {ref['a_windows']} windows). Embedding "
-             f"`{report['embedding']['id']}`, segments of {report['segment_seconds']:g} s.", "",
-             "| set | windows | FAD ↓ | IS-style ↑ | digit accuracy | top classes |",
+             f"Reference `{ref['origin']}` ({report['domain']}): {ref['files']} clips; FAD "
+             f"against half A ({ref['a_files']} clips, n = {ref['a_windows']} windows), with "
+             f"a {RESAMPLES}-resample bootstrap 95 % interval. Embedding {emb['name']} "
+             f"(`{emb['id']}`), segments of {report['segment_seconds']:g} s. FAD is biased by "
+             f"n: compare figures only at the same n.", "", "## Metric checks", "",
+             *[f"- {line}" for line in report["check_lines"]], "",
+             "## Figures", "",
+             "| set | n | FAD ↓ [95 % interval] | IS-style ↑ | digit accuracy | top classes |",
              "| --- | ---: | ---: | ---: | ---: | --- |"]
     for name, title in (("generated", "generated"), ("real", "real (reference half B)"),
                         ("noise", "white noise, matched RMS")):
@@ -199,7 +188,7 @@ def markdown(report) -> str:
         acc = s.get("digit_accuracy")
         acc = f"{100 * acc['overall']:.1f} %{acc.get('note', '')}" if acc else "–"
         top = ", ".join(f"{n} {p:.3f}" for n, p in s.get("top_classes", []))
-        lines.append(f"| {title} | {s['windows']} | {s['fad']:.3f} | {score} | {acc} | {top} |")
+        lines.append(f"| {title} | {s['windows']} | {fad_cell(s)} | {score} | {acc} | {top} |")
     per_class = (sets["generated"].get("digit_accuracy") or {}).get("per_class")
     if per_class:
         lines += ["", "| digit | " + " | ".join(map(str, per_class)) + " |",
@@ -212,36 +201,42 @@ def markdown(report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def score(clips, labels, reference, embedder, segment, classifier_dir, log=print):
-    """The three sets' figures ({"generated", "real", "noise"}) and notes for the report."""
-    from evaluation.metrics import frechet_distance, gaussian_stats
+def real_set(reference, n, seed=0):
+    """Half B's figures at the generated set's n: windows evenly spaced over B."""
+    from evaluation.metrics import bootstrap_fad
+    real = reference["b_embeddings"]
+    real = real[np.unique(np.linspace(0, len(real) - 1, n).round().astype(int))]
+    fad = bootstrap_fad(real, reference["a_embeddings"], RESAMPLES, seed)
+    result = {"windows": fad["n"], "fad": fad["fad"], "low": fad["low"], "high": fad["high"],
+              "n_reference": fad["n_reference"], "resamples": fad["resamples"]}
+    if not np.isnan(reference["b_is"]):
+        result.update({"is": float(reference["b_is"]), "top_classes": reference["b_top"]})
+    return result
+
+
+def score(clips, labels, reference, embedder, segment, classifier, log=print):
+    """The three sets' figures ({"generated", "real", "noise"}) and notes for the report;
+    `classifier` is a loaded DigitClassifier (or an error message) for labelled clips."""
     noise = white_noise(clips, reference["b_rms"])
     sets, t = {}, time.perf_counter()
     for name, group in (("generated", clips), ("noise", noise)):
         sets[name] = describe(*embed_clips(group, embedder, segment), reference, embedder.labels)
     log(f"embedded {sets['generated']['windows'] + sets['noise']['windows']} windows in "
         f"{time.perf_counter() - t:.1f} s")
-    real = reference["b_embeddings"]           # evenly spaced over B, n as the generated set
-    real = real[np.unique(np.linspace(0, len(real) - 1, sets["generated"]["windows"]).round()
-                          .astype(int))]
-    mu, sigma = gaussian_stats(real)
-    sets["real"] = {"windows": int(len(real)),
-                    "fad": frechet_distance(mu, sigma, reference["a_mu"], reference["a_sigma"])}
-    if not np.isnan(reference["b_is"]):
-        sets["real"].update({"is": float(reference["b_is"]), "top_classes": reference["b_top"]})
-    notes = [f"IS-style score of the real set over all of half B ({reference['b_files']} clips)."]
+    sets["real"] = real_set(reference, sets["generated"]["windows"])
+    notes = []
+    if "is" in sets["real"]:
+        notes.append(f"IS-style score of the real set over all of half B "
+                     f"({reference['b_files']} clips).")
     if sets["real"]["windows"] < sets["generated"]["windows"]:
         notes.append("Half B has fewer windows than the generated set: its FAD is at a "
-                     "smaller n (biased upwards).")
+                     "smaller n and is not compared.")
     if labels is None:
         return sets, notes
-    try:
-        from evaluation.digit_classifier import DigitClassifier
-        classifier = DigitClassifier.load(classifier_dir)
-    except ValueError as e:
-        notes.append(f"Digit accuracy: n/a — {e}; train one with "
+    if isinstance(classifier, str):
+        notes.append(f"Digit accuracy: n/a — {classifier}; train one with "
                      f"`python evaluate.py --train-digit-classifier`.")
-        log(f"warning: no digit accuracy: {e}")
+        log(f"warning: no digit accuracy: {classifier}")
         return sets, notes
     sets["generated"]["digit_accuracy"] = classifier.accuracy_on_clips(clips, labels)
     sets["noise"]["digit_accuracy"] = classifier.accuracy_on_clips(noise, labels)
@@ -251,11 +246,56 @@ def score(clips, labels, reference, embedder, segment, classifier_dir, log=print
     return sets, notes
 
 
+def reference_domain(ref_sources, domain="auto"):
+    """(domain, why): `domain` if given; auto: speech when every reference clip has a label
+    (the spoken digits), else music."""
+    if domain != "auto":
+        return domain, "--domain"
+    labelled = all(s.label >= 0 for s in ref_sources.sources)
+    return ("speech", "auto: labelled reference") if labelled else \
+        ("music", "auto: unlabelled reference")
+
+
+def choose_embedder(args, domain):
+    """The embedder of --embedding ("auto": the built-in that passed on `domain`), refused
+    (EmbeddingError) unless it passed the ordering check on `domain`."""
+    from evaluation.embeddings import DECLARED, checked_domains, load_embedder, require_checked
+    name = args.embedding
+    if name == "auto":
+        name = next(n for n, domains in DECLARED.items() if domain in domains)
+    embedder = load_embedder(name, args.embedding_rate, args.embedding_window,
+                             args.embedding_output, args.digit_classifier)
+    require_checked(embedder, domain, args.cache)
+    return embedder, sorted(checked_domains(embedder, args.cache))
+
+
+def load_classifier(directory):
+    """A DigitClassifier from `directory` (or the default places), or the reason there is none."""
+    from evaluation.birdnet import EmbeddingError
+    from evaluation.digit_classifier import DigitClassifier
+    from evaluation.embeddings import find_classifier
+    try:
+        return DigitClassifier.load(str(find_classifier(directory)))
+    except (ValueError, EmbeddingError) as e:
+        return str(e)
+
+
+def classifier_summary(classifier) -> dict:
+    """What the checks read from a classifier's config (held-out accuracies, split)."""
+    config = classifier.config
+    engine = next((v for k, v in config.items() if "engine" in k and "accuracy" in k
+                   and isinstance(v, (int, float))), None)
+    return {"heldout_accuracy": config.get("heldout_accuracy"),
+            "heldout_count": config.get("heldout_count"), "split": config.get("split"),
+            "heldout_engine_accuracy": engine}
+
+
 def evaluate(args, log=print):
     from data.sources import find_sources
-    from evaluation.birdnet import load_embedder
+    from evaluation.checks import format_checks, report_checks
     start = time.perf_counter()
     ref_sources = find_sources(args.reference)
+    domain, why = reference_domain(ref_sources, getattr(args, "domain", "auto"))
     loaded = None
     if args.run is not None:                         # a missing/broken run fails before work
         from diffusion.families.registry import load_run
@@ -269,8 +309,7 @@ def evaluate(args, log=print):
         if len(clips) < 2:
             raise ValueError(f"{args.generated}: need at least 2 generated clips")
         segment = args.seconds or float(np.median([len(a) / r for a, r in clips]))
-    embedder = load_embedder(args.embedding, args.embedding_rate, args.embedding_window,
-                             args.embedding_output)
+    embedder, passed = choose_embedder(args, domain)     # refused before any work
     segment = min(segment, embedder.window / embedder.sample_rate)
     reference = reference_stats(ref_sources, embedder, segment, args.cache, log)
     out = args.out or (os.path.join(args.run, "eval") if args.generated is None else "out/eval")
@@ -279,19 +318,26 @@ def evaluate(args, log=print):
         clips, labels = generate(loaded, args.num, segment, args.seed)
         log(f"generated {len(clips)} clips of {segment:g} s in {time.perf_counter() - t:.1f} s")
         write_samples(os.path.join(out, "samples"), clips, labels)
-    sets, notes = score(clips, labels, reference, embedder, segment, args.digit_classifier, log)
+    classifier = load_classifier(args.digit_classifier) if labels is not None else None
+    sets, notes = score(clips, labels, reference, embedder, segment, classifier, log)
     if loaded is not None and loaded[1].conditioning == "class" and labels is None:
         notes.append(f"{args.run} is class-conditional but {args.generated} has no labels "
                      f"(metadata.jsonl): no digit accuracy.")
     report = {"generated": args.generated or args.run, "run": args.run, "num": len(clips),
-              "segment_seconds": segment,
+              "segment_seconds": segment, "domain": domain, "domain_from": why,
               "reference": {"origin": ref_sources.origin, "files": len(ref_sources.sources),
                             "a_files": int(reference["a_files"]),
                             "a_windows": int(reference["a_windows"]),
                             "b_files": int(reference["b_files"])},
-              "embedding": {"id": embedder.id, "sample_rate": embedder.sample_rate,
-                            "window": embedder.window},
-              "sets": sets, "notes": notes, "seconds": time.perf_counter() - start}
+              "embedding": {"id": embedder.id, "name": getattr(embedder, "name", embedder.id),
+                            "sample_rate": embedder.sample_rate, "window": embedder.window,
+                            "checked_domains": passed},
+              "sets": sets, "notes": notes}
+    if classifier is not None and not isinstance(classifier, str):
+        report["digit_classifier"] = classifier_summary(classifier)
+    report["checks"] = report_checks(report)
+    report["check_lines"] = format_checks(report["checks"])
+    report["seconds"] = time.perf_counter() - start
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(report, f, indent=2)

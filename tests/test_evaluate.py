@@ -18,6 +18,7 @@ from data.sources import find_sources
 from evaluation.metrics import frechet_distance, gaussian_stats
 from evaluation import report as evaluation_report
 from evaluation.birdnet import BIRDNET_EMBEDDING, BirdNET, SavedModelEmbedder, clip_windows
+from evaluation.embeddings import save_check
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "dataset" / "digits"
@@ -191,6 +192,16 @@ def test_reference_cache_hit_and_invalidation(savedmodel, tmp_path, capsys):
             "--embedding", savedmodel / "batched", "--embedding-rate", "8000",
             "--embedding-window", "1", "--out", tmp_path / "report"]
     args = list(map(str, args))
+    # an embedding that has not passed the ordering check on the domain (music: unlabelled
+    # tones) is refused before any work; a passed check cached under its id lets it report
+    assert evaluate.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: embedding savedmodel has not passed the FAD ordering check "
+                          "on music (passed: none)") and "\n" not in err
+    assert not (tmp_path / "cache").exists()
+    embedder_id = SavedModelEmbedder(str(savedmodel / "batched"), 8000, 1.0).id
+    save_check({"embedding": embedder_id, "domain": "music", "passed": True},
+               tmp_path / "cache")
 
     def run():
         assert evaluate.main(args) == 0
@@ -199,7 +210,7 @@ def test_reference_cache_hit_and_invalidation(savedmodel, tmp_path, capsys):
 
     first, report = run()
     assert "reference: embedded 8 clips" in first and "cache hit" not in first
-    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".npz"]
+    assert sorted(p.suffix for p in (tmp_path / "cache").iterdir()) == [".json", ".npz"]
     assert report["reference"]["a_files"] == 4 and report["sets"]["generated"]["windows"] == 4
     assert report["segment_seconds"] == pytest.approx(0.5)
     second, again = run()
@@ -215,6 +226,8 @@ def test_reference_cache_hit_and_invalidation(savedmodel, tmp_path, capsys):
     assert "reference: cache hit" in fourth
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| generated | 4 |" in md and "white noise" in md
+    assert "✓ embedding savedmodel passed the FAD ordering check on music" in md
+    assert "✗ n = 4 < 100" in md and "✗ n = 4 < 100" in fourth
 
 
 # ---- digit classifier and the report ------------------------------------------------------
@@ -246,6 +259,17 @@ def untrained_run(tmp_path_factory):
 
 def test_report_baselines_and_an_untrained_model(untrained_run, classifier, digits, tmp_path):
     reference = digit_subset(tmp_path / "ref", digits[0], per_label=10)    # 100 clips
+    # a classifier trained here is not the committed one: it reports speech FAD only once its
+    # own ordering check passed (cached under its weights' id)
+    refused = cli("evaluate.py", "--run", untrained_run, "--reference", reference,
+                  "--digit-classifier", classifier, "--cache", tmp_path / "cache")
+    assert refused.returncode == 2 and "has not passed the FAD ordering check on speech" in \
+        refused.stderr and "--check-embedding --embedding digit-classifier" in refused.stderr
+    check = cli("evaluate.py", "--check-embedding", "--embedding", "digit-classifier",
+                "--digit-classifier", classifier, "--domain", "speech", "--cache",
+                tmp_path / "cache")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "| digit-classifier | speech: held out flite | 100 (230) |" in check.stdout
     out = cli("evaluate.py", "--run", untrained_run, "--reference", reference, "--num", 30,
               "--digit-classifier", classifier, "--cache", tmp_path / "cache",
               "--out", tmp_path / "eval")
@@ -253,21 +277,29 @@ def test_report_baselines_and_an_untrained_model(untrained_run, classifier, digi
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     sets = report["sets"]
     fad = {name: sets[name]["fad"] for name in ("generated", "real", "noise")}
-    print("FAD", fad, "IS", {n: round(s["is"], 3) for n, s in sets.items()})
+    print("FAD", fad)
+    # a labelled (digit) reference is speech: FAD on the digit classifier's features, the
+    # embedding that passed the ordering check there, with n and an interval per figure
+    assert report["domain"] == "speech" and report["embedding"]["name"] == "digit-classifier"
     assert sets["generated"]["windows"] == sets["real"]["windows"] == 30
+    assert all(s["low"] <= s["fad"] <= s["high"] and s["n_reference"] == 50
+               for s in sets.values())
+    assert "metric checks:" in out.stdout and "✗ n = 30 < 100" in out.stdout
+    assert "✓ embedding digit-classifier passed the FAD ordering check on speech" in out.stdout
+    assert "✓ FAD(real, half B)" in out.stdout and "held-out accuracy" in out.stdout
     assert fad["real"] < 0.5 * fad["noise"]
     # An untrained model makes noise: its FAD is at least half the noise baseline's and
     # nearer it than the real baseline's on a log scale (FAD spans orders of magnitude).
     assert fad["generated"] > 0.5 * fad["noise"]
     assert abs(np.log(fad["generated"] / fad["noise"])) < \
         abs(np.log(fad["generated"] / fad["real"]))
-    assert sets["real"]["is"] > sets["noise"]["is"] >= 1.0
     accuracy = sets["generated"]["digit_accuracy"]
     assert sorted(accuracy["per_class"]) == [str(d) for d in range(10)] and accuracy["count"] == 30
     assert accuracy["overall"] < 0.5 and sets["noise"]["digit_accuracy"]["overall"] < 0.5
     assert sets["real"]["digit_accuracy"]["overall"] >= 0.95
     md = (tmp_path / "eval" / "report.md").read_text()
     assert "| real (reference half B) | 30 |" in md and "| digit | 0 | 1 |" in md
+    assert "## Metric checks" in md and "- ✗ n = 30 < 100" in md
     # the written samples carry their labels: re-evaluating them reads the same set
     samples = tmp_path / "eval" / "samples"
     rows = [json.loads(line) for line in (samples / "metadata.jsonl").read_text().splitlines()]
@@ -279,6 +311,50 @@ def test_report_baselines_and_an_untrained_model(untrained_run, classifier, digi
     assert again["generated"]["fad"] == pytest.approx(fad["generated"], rel=0.05)
     assert again["noise"]["fad"] == pytest.approx(fad["noise"], rel=1e-6)
     assert again["generated"]["digit_accuracy"]["count"] == 30
+
+
+def test_birdnet_is_refused_on_speech_and_reports_on_music(tmp_path, capsys):
+    """The issue's case (10 clips against the digits with BirdNET) is refused: BirdNET failed
+    the speech ordering check. On chorales it reports, with its checks and IS-style score."""
+    chorales = ROOT / "dataset" / "chorales"
+    generated = tmp_path / "gen"
+    generated.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        sf.write(generated / f"clip_{i}.wav", 0.1 * rng.normal(size=16000), 16000,
+                 subtype="PCM_16")
+    base = ["--generated", generated, "--cache", tmp_path / "cache", "--out", tmp_path / "eval"]
+    assert evaluate.main(list(map(str, [*base, "--reference", DIGITS, "--embedding",
+                                        "birdnet"]))) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: embedding birdnet has not passed the FAD ordering check on "
+                          "speech (passed: music)") and "--embedding digit-classifier" in err
+    assert evaluate.main(list(map(str, [*base, "--reference", chorales]))) == 0
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    sets = report["sets"]
+    assert report["domain"] == "music" and report["embedding"]["name"] == "birdnet"
+    assert sets["generated"]["windows"] == sets["noise"]["windows"] == sets["real"]["windows"]
+    assert sets["real"]["fad"] < sets["noise"]["fad"] and sets["real"]["is"] > sets["noise"]["is"]
+    assert "✓ embedding birdnet passed the FAD ordering check on music" in out
+    assert "✗ n = 10 < 100: FAD is biased upwards" in out and "FAD (birdnet, music, n = 10" in out
+
+
+def test_compare_refuses_reports_at_different_n(tmp_path, capsys):
+    def write(name, n, fad):
+        sets = {k: {"fad": fad, "low": fad - 1, "high": fad + 1, "windows": n,
+                    "n_reference": 126} for k in ("generated", "real", "noise")}
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"generated": name, "segment_seconds": 1.0, "sets": sets,
+                                    "embedding": {"id": "birdnet:x"}}))
+        return str(path)
+    assert evaluate.main(["--compare", write("a", 100, 20.0), write("b", 100, 18.0)]) == 0
+    assert "20.000 [19.000, 21.000] → 18.000 [17.000, 19.000] (-2.000) at n = 100" in \
+        capsys.readouterr().out
+    assert evaluate.main(["--compare", write("a", 100, 20.0), write("c", 10, 50.8)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: refusing to compare FAD(generated of a) and FAD(generated "
+                          "of c): n 100 vs 10") and "\n" not in err
 
 
 # ---- errors --------------------------------------------------------------------------------
@@ -299,6 +375,8 @@ def test_missing_run_is_a_one_line_error_without_traceback(tmp_path):
     (["--reference", str(DIGITS)], "give --run RUN"),
     (["--run", "{run}", "--reference", str(DIGITS), "--embedding", "{tmp}/nomodel",
       "--embedding-rate", "16000", "--embedding-window", "1"], "no such SavedModel directory"),
+    (["--run", "{run}", "--reference", str(DIGITS), "--domain", "all"], "--domain all is for"),
+    (["--compare", "{tmp}/missing.json", "{tmp}/missing.json"], "missing.json"),
     (["--train-digit-classifier", "--data", "{tmp}/empty"], "no usable audio"),
 ])
 def test_bad_input_is_a_one_line_error(untrained_run, tmp_path, capsys, args, message):
