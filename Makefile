@@ -16,7 +16,7 @@ UI_STAMP := $(VENV)/.ui-installed-$(shell cat requirements.txt requirements-node
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv bench-venv ui ui-test test test-portable parity demo bench bench-pipeline \
+.PHONY: venv bench-venv ui ui-test test test-portable parity demo demo-train bench bench-pipeline \
 	bench-evaluate bench-diffwave dataset clean
 
 venv: $(STAMP)
@@ -88,12 +88,17 @@ test-portable: $(STAMP)
 	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest -q -n 2 --dist loadfile \
 		$(patsubst %,tests/%.py,$(PORTABLE_TESTS))
 
-# Trains the tiny DiffWave on the bundled chorales (~2 min; re-running resumes or finishes),
-# then writes two generated clips (WAV + spectrogram PNG) to runs/demo/samples.
+# Plays the pretrained models (pretrained/, no training): WAVs, a labelled figure per clip and
+# runs/demo/index.html with audio players (demo.py).
 demo: $(STAMP)
-	$(PY) train.py --model diffwave --data dataset/chorales --run runs/demo --preset tiny \
+	$(PY) demo.py --out runs/demo
+
+# Trains the tiny DiffWave on the bundled chorales (~2 min; re-running resumes or finishes),
+# then writes two generated clips (WAV + labelled figure) to runs/demo-train/samples.
+demo-train: $(STAMP)
+	$(PY) train.py --model diffwave --data dataset/chorales --run runs/demo-train --preset tiny \
 		--steps 3000
-	$(PY) generate.py --run runs/demo --seconds 2 --num 2 --out runs/demo/samples
+	$(PY) generate.py --run runs/demo-train --seconds 2 --num 2 --out runs/demo-train/samples
 
 # Parity with the PyTorch originals (tests/parity), in .venv-torch: each test prints its
 # maximum error (docs/coming-from-pytorch.md).
