@@ -5,6 +5,7 @@
     python evaluate.py --train-digit-classifier [--data dataset/digits] [--out DIR] [--seed 0]
     python evaluate.py --check-embedding [--embedding NAME] [--domain speech|music|all]
     python evaluate.py --compare REPORT.json REPORT.json
+    python evaluate.py --run VOCODER_RUN [--reference dataset/splits/heldout.jsonl] [--out DIR]
     options: --embedding auto | birdnet | digit-classifier | SAVEDMODEL_DIR
              [--embedding-rate HZ --embedding-window S --embedding-output KEY] ·
              --domain auto | speech | music · --cache DIR · --digit-classifier DIR
@@ -97,7 +98,7 @@ def check_args(args):
         return
     if args.domain == "all":
         raise ValueError("--domain all is for --check-embedding; give speech, music or auto")
-    if args.reference is None:
+    if args.reference is None and args.run is None:     # a vocoder run has its own default
         raise ValueError("give --reference DIR (real audio to compare with)")
     if args.run is None and args.generated is None:
         raise ValueError("give --run RUN (to sample from) or --generated DIR")
@@ -128,6 +129,11 @@ def main(argv=None) -> int:
             return compare(args.compare)
         if args.check_embedding:
             return check_embedding(args)
+        from evaluation.vocoder import is_vocoder_run
+        if args.run is not None and args.generated is None and is_vocoder_run(args.run):
+            return evaluate_vocoder(args)
+        if args.reference is None:
+            raise ValueError("give --reference DIR (real audio to compare with)")
         from evaluation.report import evaluate
         report, out = evaluate(args)
     except (RunError, DataError, AudioError, EmbeddingError, ValueError, OSError) as e:
@@ -140,6 +146,55 @@ def main(argv=None) -> int:
           + ", ".join(f"{name} {s[name]['fad']:.3f} [{s[name]['low']:.3f}, "
                       f"{s[name]['high']:.3f}]" for name in ("generated", "real", "noise"))
           + f"; report in {out}/report.md ({report['seconds']:.1f} s)")
+    return 0
+
+
+def evaluate_vocoder(args) -> int:
+    """--run of a mel vocoder: real / Griffin-Lim / vocoder from the log-mels of held-out clips
+    (--reference, default dataset/splits/heldout.jsonl): digit accuracy, log-mel L1, spectral
+    convergence, and each version's FAD against the same kind of training clips, with the
+    real-vs-real and noise baselines of that FAD (evaluation/vocoder.py)."""
+    import copy
+    import json
+    from diffusion.families.registry import load_run
+    from evaluation import vocoder
+    from evaluation.report import evaluate, load_classifier
+    out = args.out or os.path.join(args.run, "eval")
+    if os.path.isdir(out) and os.listdir(out):
+        raise ValueError(f"{out} exists and is not empty; choose a new --out")
+    params, family, model = load_run(args.run)
+    classifier = load_classifier(args.digit_classifier)
+    report = vocoder.vocoder_report(params, family, model,
+                                    args.reference or str(ROOT / vocoder.HELDOUT),
+                                    None if isinstance(classifier, str) else classifier,
+                                    args.seed, keep_audio=True)
+    notes = [] if not isinstance(classifier, str) else [f"No digit accuracy: {classifier}."]
+    for (group, version), directory in vocoder.write_sets(report, out).items():
+        fad_args = copy.copy(args)
+        fad_args.run, fad_args.generated, fad_args.out = None, directory, directory + "-fad"
+        fad_args.reference = str(ROOT / vocoder.FAD_REFERENCES[group])
+        fad_args.seconds = args.seconds or 0.99          # whole mel frames of a 1 s digit
+        try:
+            fad, _ = evaluate(fad_args, log=lambda *a: None)
+        except ValueError as e:                          # e.g. no embedding passed here
+            notes.append(f"{group} {version}: no FAD ({e})")
+            continue
+        s = fad["sets"]
+        report["groups"][group][version]["fad"] = {
+            **{k: s["generated"][k] for k in ("fad", "low", "high", "windows")},
+            "real": s["real"]["fad"], "noise": s["noise"]["fad"],
+            "embedding": fad["embedding"]["name"]}
+        if version == "vocoder":
+            notes += [f"{group} FAD ({fad['embedding']['name']}): {line}"
+                      for line in fad["check_lines"]]
+    del report["audio"]
+    report.update(run=args.run, notes=notes)
+    with open(os.path.join(out, "report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    text = vocoder.markdown(report)
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write(text)
+    print(text + f"report in {out}/report.md ({report['seconds']:.0f} s of vocoding)")
     return 0
 
 

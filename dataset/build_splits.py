@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the train / held-out lists of the bundled data that the pretrained models use.
 
-    python dataset/build_splits.py          # → dataset/splits/{train,heldout}.jsonl
+    python dataset/build_splits.py   # → dataset/splits/{train,heldout}[-digits|-chorales].jsonl
 
 Held out: the last 3 clips of each digit (indices 30–32, 30 clips) and the last 4 chorales
 (4 clips). Both lists are metadata.jsonl files whose paths point into dataset/digits and
@@ -37,8 +37,12 @@ def main():
     out = HERE / "splits"
     out.mkdir(exist_ok=True)
     for name, rows in zip(("train", "heldout"), split_rows()):
-        (out / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        print(f"{out / name}.jsonl: {len(rows)} clips")
+        sets = {name: rows,                                   # and each set alone (FAD refs)
+                f"{name}-digits": [r for r in rows if r["path"].startswith("../digits/")],
+                f"{name}-chorales": [r for r in rows if r["path"].startswith("../chorales/")]}
+        for file, chosen in sets.items():
+            (out / f"{file}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in chosen))
+            print(f"{out / file}.jsonl: {len(chosen)} clips")
 
 
 if __name__ == "__main__":

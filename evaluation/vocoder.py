@@ -94,7 +94,7 @@ def vocoder_report(params, family, model, data, classifier=None, seed: int = 0,
             clip = {v: x[i] for v, x in versions.items()}
             groups.setdefault("digits" if label >= 0 else "music", []).append((label, clip))
             if keep_audio:
-                kept[name] = clip
+                kept[name] = {**clip, "label": label}
     result = {}
     for group, rows in groups.items():
         result[group] = {}
@@ -116,8 +116,73 @@ def vocoder_report(params, family, model, data, classifier=None, seed: int = 0,
                                                               if k != "clips")
                                          for v, m in result[group].items()))
     report = {"data": str(data), "seed": seed, "griffin_lim_iterations": GRIFFIN_LIM_ITERATIONS,
+              "sample_rate": rate,
               "sampler": family.default_sampler, "groups": result,
               "seconds": round(time.perf_counter() - start, 1)}
     if keep_audio:
         report["audio"] = kept
     return report
+
+
+# ---- evaluate.py --run VOCODER ----------------------------------------------------------------
+
+HELDOUT = "dataset/splits/heldout.jsonl"
+FAD_REFERENCES = {"digits": "dataset/splits/train-digits.jsonl",      # real clips of the same
+                  "music": "dataset/splits/train-chorales.jsonl"}     # kind, not held out
+VERSIONS = ("real", "griffin-lim", "vocoder")
+
+
+def is_vocoder_run(run_dir) -> bool:
+    """True when `run_dir`'s params.json is a mel-conditioned DiffWave (read, nothing built)."""
+    import json
+    import os
+    try:
+        with open(os.path.join(str(run_dir), "params.json")) as f:
+            params = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return params.get("model") == "diffwave" and \
+        params.get("network", {}).get("conditioning") == "mel"
+
+
+def write_sets(report, out) -> dict:
+    """OUT/<group>-<version>/ WAVs + metadata.jsonl (labels for digits), re-usable with
+    `evaluate.py --generated`; returns {(group, version): directory}."""
+    import json
+    import os
+
+    import soundfile as sf
+    dirs = {}
+    for name, clip in report["audio"].items():
+        group = "digits" if clip["label"] >= 0 else "music"
+        for version in VERSIONS:
+            directory = os.path.join(out, f"{group}-{version}")
+            dirs[(group, version)] = directory
+            os.makedirs(directory, exist_ok=True)
+            wav = os.path.splitext(os.path.basename(name))[0] + ".wav"
+            sf.write(os.path.join(directory, wav), clip[version], report["sample_rate"],
+                     subtype="PCM_16")
+            row = {"path": wav, **({"label": int(clip["label"])} if clip["label"] >= 0 else {})}
+            with open(os.path.join(directory, "metadata.jsonl"), "a") as f:
+                f.write(json.dumps(row) + "\n")
+    return dirs
+
+
+def markdown(report) -> str:
+    """The report as a table: one row per group × version."""
+    lines = [f"# Vocoder: {report['run']}", "",
+             f"Held-out clips: {report['data']} · Griffin-Lim {report['griffin_lim_iterations']} "
+             f"iterations · sampler {report['sampler']} · seed {report['seed']}", "",
+             "| clips | version | digit accuracy | log-mel L1 (dB) | spectral convergence | "
+             "FAD (n) [95 %] | FAD real · noise |", "|---|---|---|---|---|---|---|"]
+    for group, versions in report["groups"].items():
+        for version, m in versions.items():
+            acc = f"{100 * m['digit_accuracy']:.1f} %" if "digit_accuracy" in m else "–"
+            fad = m.get("fad")
+            fad_cell = (f"{fad['fad']:.2f} ({fad['windows']}) [{fad['low']:.2f}, "
+                        f"{fad['high']:.2f}]" if fad else "–")
+            base = f"{fad['real']:.2f} · {fad['noise']:.2f}" if fad else "–"
+            lines.append(f"| {group} ({m['clips']}) | {version} | {acc} | "
+                         f"{m['log_mel_l1_db']:.2f} | {m['spectral_convergence']:.3f} | "
+                         f"{fad_cell} | {base} |")
+    return "\n".join(lines + ["", *report.get("notes", [])]) + "\n"
