@@ -89,9 +89,12 @@ test-portable: $(STAMP)
 		$(patsubst %,tests/%.py,$(PORTABLE_TESTS))
 
 # Plays the pretrained models (pretrained/, no training): WAVs, a labelled figure per clip and
-# runs/demo/index.html with audio players (demo.py).
+# runs/demo/index.html with audio players (demo.py). Until a generative model is bundled there,
+# it runs demo-train instead (and says so).
 demo: $(STAMP)
-	$(PY) demo.py --out runs/demo
+	@if ls pretrained/*/params.json >/dev/null 2>&1; then $(PY) demo.py --out runs/demo; \
+	else echo "no pretrained generative model in pretrained/ yet: running make demo-train"; \
+		$(MAKE) --no-print-directory demo-train; fi
 
 # Trains the tiny DiffWave on the bundled chorales (~2 min; re-running resumes or finishes),
 # then writes two generated clips (WAV + labelled figure) to runs/demo-train/samples.
