@@ -172,13 +172,17 @@ class MelUNetParams(MelParams):
     layers_per_block: int = 2
     norm_groups: int = 32
     encoding_dim: int = 0             # > 0: conditioned on an encoding vector (teticio: 100)
+    num_classes: int = 0              # > 0: class-conditional (labels as one-hot encodings)
     vae_run: str = ""                 # a mel-vae run: diffusion on its latents (latent mode)
     latent_scale: float = 0.18215     # latents × this before diffusion (latent diffusion's factor)
 
     def validate(self):
         super().validate()
         _positive(self, "layers_per_block", "norm_groups", "latent_scale")
-        _nonnegative(self, "encoding_dim")
+        _nonnegative(self, "encoding_dim", "num_classes")
+        if self.num_classes and self.encoding_dim not in (0, self.num_classes):
+            raise ParamsError(f"network.num_classes {self.num_classes} feeds the UNet one-hot "
+                              f"encodings: leave encoding_dim 0 (got {self.encoding_dim})")
         if len(self.attention) != len(self.block_channels):
             raise ParamsError(f"network.attention needs one flag per level "
                               f"({len(self.block_channels)}), got {list(self.attention)}")

@@ -98,7 +98,8 @@ def resolve_params(args) -> Params:
 
 def check_labels(prepared, params):
     """Class-conditional training needs a label in [0, num_classes) on every clip."""
-    if getattr(params.network, "conditioning", "none") != "class":
+    from diffusion.families.registry import trainable_for
+    if getattr(trainable_for(params), "conditioning", "none") != "class":
         return
     for source in prepared.report.sources:
         if not 0 <= source.label < params.network.num_classes:
@@ -227,7 +228,7 @@ def _audio_sampler(family, params):
     import tensorflow as tf
     from diffusion.core.schedulers import build_scheduler
     scheduler = build_scheduler(params, family.default_sampler)
-    cond = {"label": tf.constant([0, 1], tf.int32)} if family.conditioning == "class" else {}
+    cond = family.class_condition([0, 1]) if family.conditioning == "class" else {}
     shape = family.sample_shape(2, 1.0)
 
     def sampler(model):

@@ -122,21 +122,20 @@ def reference_stats(report, embedder, segment, cache_dir=None, log=print):
 # ---- the sets that are scored --------------------------------------------------------------
 
 def generate(loaded, num, seconds, seed):
-    """num clips from a loaded run (fast sampler, EMA weights; batch i of 16 uses seed + i):
-    ([(audio, rate)], balanced labels 0, 1, …, 0, 1, … for a class-conditional run, else None)."""
-    import tensorflow as tf
+    """num clips from a loaded run (its default sampler, EMA weights; batch i of 16 uses
+    seed + i): ([(audio, rate)], balanced labels 0, 1, …, 0, 1, … for a class-conditional run,
+    else None). Images (mel-UNet) become audio by the family's own inversion."""
     params, family, model = loaded
     rate = params.data.sample_rate
-    length = max(1, int(round(seconds * rate)))
-    scheduler = family.scheduler("fast")
+    scheduler = family.scheduler(family.default_sampler)
     labels = np.arange(num) % params.network.num_classes if family.conditioning == "class" \
         else None
     audio = []
     for i, first in enumerate(range(0, num, GENERATION_BATCH)):
         n = min(GENERATION_BATCH, num - first)
-        cond = {} if labels is None else {"label": tf.constant(labels[first:first + n])}
-        x = family.sample(model, scheduler, [n, length, 1], cond, seed + i)
-        audio.extend(np.clip(x.numpy()[..., 0], -1.0, 1.0))
+        cond = {} if labels is None else family.class_condition(labels[first:first + n])
+        x = family.sample(model, scheduler, family.sample_shape(n, seconds, cond), cond, seed + i)
+        audio.extend(np.clip(family.to_audio(x.numpy())[0], -1.0, 1.0))      # [n, T]
     return [(a, rate) for a in audio], labels
 
 

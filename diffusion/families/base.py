@@ -157,6 +157,10 @@ class Family:
         """The conditioning of args.num clips (`audio`: --from-audio, read at the run's rate)."""
         return {}
 
+    def class_condition(self, labels) -> dict:
+        """The conditioning of a class-conditional run for int labels [N]."""
+        return {"label": tf.convert_to_tensor(labels, tf.int32)}
+
     def sample_shape(self, num: int, seconds: float, cond=None):
         raise NotImplementedError
 

@@ -48,7 +48,7 @@ class DiffWaveFamily(WaveformFamily):
     def condition(self, args, model, audio=None) -> dict:
         from data.features import read_log_mel
         if self.conditioning == "class":
-            return {"label": tf.fill([args.num], args.label)}
+            return self.class_condition(tf.fill([args.num], args.label))
         if self.conditioning == "mel":
             n = self.params.network
             mel = read_log_mel(args.mel, self.params.data.sample_rate, n.hop_length, n.n_mels,

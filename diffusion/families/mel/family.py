@@ -16,9 +16,22 @@ class MelUNetFamily(Family):
     params: object
 
     ddpm_clip = "x0"                    # diffusers' DDPMScheduler (clip_sample): x̂₀, never x
-    conditioning = "none"
     makes_images = True
     default_sampler = "ddim"
+
+    @property
+    def conditioning(self) -> str:
+        """"class" with network.num_classes > 0: the label reaches the UNet as a one-hot
+        encoding (its encoding input, teticio's conditional UNet), else "none"."""
+        return "class" if self.params.network.num_classes else "none"
+
+    @property
+    def encoding_dim(self) -> int:
+        n = self.params.network
+        return n.num_classes or n.encoding_dim
+
+    def class_condition(self, labels) -> dict:
+        return {"encoding": tf.one_hot(labels, self.params.network.num_classes)}
 
     @property
     def mel(self):
@@ -49,9 +62,10 @@ class MelUNetFamily(Family):
         n = self.params.network
         h, w, c = self._x_shape()
         model = UNet2D(n.block_channels, [bool(a) for a in n.attention], n.layers_per_block,
-                       n.norm_groups, in_channels=c, encoding_dim=n.encoding_dim, name="unet2d")
+                       n.norm_groups, in_channels=c, encoding_dim=self.encoding_dim,
+                       name="unet2d")
         model({"image": tf.zeros([1, h, w, c]), "step": tf.zeros([1])} |
-              ({"encoding": tf.zeros([1, n.encoding_dim])} if n.encoding_dim else {}))
+              ({"encoding": tf.zeros([1, self.encoding_dim])} if self.encoding_dim else {}))
         return model
 
     def to_latent(self, images):
@@ -66,8 +80,18 @@ class MelUNetFamily(Family):
         return self.vae.decode(tf.convert_to_tensor(x) / self.params.network.latent_scale)
 
     def split_batch(self, batch):
-        """A batch of audio slices or stored images → x₀: images (or latents), no cond."""
-        return self.to_latent(self.mel.batch_images(batch)), {}
+        """A batch of audio slices or stored images → x₀: images (or latents), and the labels'
+        one-hot encodings for a class-conditional run."""
+        x0 = self.to_latent(self.mel.batch_images(batch))
+        return x0, (self.class_condition(batch["label"]) if self.conditioning == "class" else {})
+
+    def condition(self, args, model, audio=None) -> dict:
+        if self.conditioning == "class":
+            return self.class_condition(tf.fill([args.num], args.label))
+        return {}
+
+    def describe(self, args, cond, shape):
+        return f"label {args.label}" if self.conditioning == "class" else None
 
     def model_inputs(self, x_t, t, cond):
         return {"image": x_t, "step": t, **cond}
@@ -122,6 +146,9 @@ class MelUNetFamily(Family):
         if self.params.network.vae_run:
             raise ValueError(f"{args.run}: SavedModel export of latent (vae_run) runs is not in "
                              f"this version")
+        if self.encoding_dim:
+            raise ValueError(f"{args.run}: SavedModel export of conditional mel-unet runs is "
+                             f"not in this version")
         sampler = "ddim" if args.sampler == "fast" else args.sampler   # fast is DiffWave's
         scheduler = self.export_scheduler(args, sampler)
         return (MelSamplerModule(self, model, scheduler),
