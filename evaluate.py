@@ -54,8 +54,9 @@ def parse_args(argv=None):
     p.add_argument("--embedding-window", type=float, default=None,
                    help="SavedModel window in seconds")
     p.add_argument("--embedding-output", default=None, help="SavedModel output key or index")
-    p.add_argument("--digit-classifier", default="runs/digit_classifier",
-                   help="classifier directory used to score labelled samples")
+    p.add_argument("--digit-classifier", default=str(ROOT / "pretrained" / "digit-classifier"),
+                   help="classifier directory used to score labelled samples (default: the "
+                        "committed one, made by make digit-classifier)")
     p.add_argument("--train-digit-classifier", action="store_true",
                    help="train the digit classifier on --data and save it to --out")
     p.add_argument("--data", default=str(ROOT / "dataset" / "digits"),
