@@ -179,7 +179,7 @@ def augment(audio, rng, probs: dict | None = None, sample_rate: int = SAMPLE_RAT
         return np.flatnonzero(rng.random(n) < probs[name])
 
     if len(i := pick("speed")):
-        x[i] = change_speed(x[i], rng.uniform(0.85, 1.15, len(i)))
+        x[i] = change_speed(x[i], rng.uniform(0.8, 1.2, len(i)))
     if len(i := pick("shift")):
         x[i] = shift(x[i], rng.integers(-int(0.1 * sample_rate), int(0.1 * sample_rate), len(i)))
     if len(i := pick("reverb")):

@@ -57,9 +57,15 @@ def robustness_table(robust: dict) -> str:
 
 
 def write_card(directory, config: dict) -> None:
+    network = config.get("network", {})
+    norm = ("per-band mean removed (cepstral mean normalisation), unit variance per clip"
+            if network.get("band_norm") else "zero mean and unit variance per clip")
+    warp = network.get("warp", 1.0)
+    warp = (f"a random frequency warp of the mel axis (VTLP, ×1/{warp:g}..×{warp:g}) and "
+            if warp > 1 else "")
     Path(directory, "README.md").write_text(CARD.format(
         folds=fold_table(config.get("folds", {})), robust=robustness_table(config["robustness"]),
-        minutes=config["train_seconds"] / 60, **config))
+        minutes=config["train_seconds"] / 60, norm=norm, warp=warp, **config))
 
 
 CARD = """# Spoken-digit classifier (issue #18)
@@ -74,11 +80,12 @@ Our own weights (`model.weights.h5`, {architecture}), made by `make digit-classi
 (kal and ked diphones, slt HTS; speed, F0 / semitone shift varied). No recording of a real
 person is in it. The bundled `dataset/digits` clips were not trained on.
 
-**Front end / network**: 1 s at 16 kHz → log-mel ({n_mels} bands, hop 10 ms), per-clip
-normalised → SpecAugment in training (2 frequency masks ≤ 8 bands, 2 time masks ≤ 12 frames)
-→ four 3×3 conv blocks → max over time → dense 128 (the embedding) → dense 10.
+**Front end / network**: 1 s at 16 kHz (of a longer clip the loudest second) → log-mel
+({n_mels} bands, hop 10 ms), {norm} → in training {warp}SpecAugment (2 frequency masks
+≤ 8 bands, 2 time masks ≤ 12 frames) → four 3×3 conv blocks (16, 32, 48, 64 channels) → max
+over time → dense 128 + ReLU (the embedding) → dense 10.
 
-**Augmentation** (every epoch a fresh draw; evaluation/digit_augment.py): tape-speed ±15 %
+**Augmentation** (every epoch a fresh draw; evaluation/digit_augment.py): tape-speed ±20 %
 (speed and pitch), time shift ±0.1 s, synthetic room reverb (exponentially decaying noise,
 RT60 0.15–0.9 s) on 40 %, white / pink / babble noise at 0–30 dB SNR on 80 %, a random
 ±8 dB EQ on 50 %, the telephone band (300–3400 Hz) on 20 %, level −30..0 dB peak with 10 %

@@ -77,11 +77,11 @@ def stratified_split(labels, heldout: float, seed: int):
 
 
 def fit_model(audio, labels, epochs: int, seed: int = 0, batch_size: int = 32,
-              num_classes: int = 10, log=print) -> keras.Model:
+              num_classes: int = 10, log=print, **network) -> keras.Model:
     """Trains a fresh network on augmented copies of `audio` (a new draw every epoch; the next
     epoch's draw is made in a thread while this one trains)."""
     keras.utils.set_random_seed(seed)
-    model = build_network(num_classes, audio.shape[1], seed=seed)
+    model = build_network(num_classes, audio.shape[1], seed=seed, **network)
     steps = epochs * -(-len(audio) // batch_size)
     model.compile(keras.optimizers.AdamW(keras.optimizers.schedules.CosineDecay(3e-3, steps),
                                          weight_decay=1e-2),
@@ -166,7 +166,8 @@ class DigitClassifier:
                 config = json.load(f)
             if config.get("architecture") != ARCHITECTURE:
                 raise ValueError(f"architecture {config.get('architecture')!r}")
-            model = build_network(config["num_classes"], config["length"])
+            model = build_network(config["num_classes"], config["length"],
+                                  **config.get("network", {}))
             model.load_weights(os.path.join(directory, WEIGHTS))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{directory}: not a digit classifier ({ARCHITECTURE}) made by "
@@ -176,15 +177,17 @@ class DigitClassifier:
 
     @classmethod
     def fit(cls, audio, labels, epochs: int = 30, seed: int = 0, batch_size: int = 32,
-            log=print, **config) -> "DigitClassifier":
-        """Trains on arrays (audio [N, LENGTH] at 16 kHz, labels [N]); `config` is recorded."""
+            log=print, network=None, **config) -> "DigitClassifier":
+        """Trains on arrays (audio [N, LENGTH] at 16 kHz, labels [N]); `network` goes to
+        build_network (band_norm, warp), `config` is recorded."""
         start = time.perf_counter()
         num_classes = int(np.max(labels)) + 1
-        model = fit_model(audio, labels, epochs, seed, batch_size, num_classes, log)
+        network = dict(network or {})
+        model = fit_model(audio, labels, epochs, seed, batch_size, num_classes, log, **network)
         return cls(model, {"architecture": ARCHITECTURE, "sample_rate": SAMPLE_RATE,
                            "length": LENGTH, "hop_length": HOP, "n_mels": N_MELS,
                            "num_classes": num_classes, "epochs": epochs, "seed": seed,
-                           "batch_size": batch_size, "train_count": int(len(labels)),
+                           "batch_size": batch_size, "network": network, "train_count": int(len(labels)),
                            "train_seconds": round(time.perf_counter() - start, 1), **config})
 
     @classmethod

@@ -84,12 +84,12 @@ def by_group(classifier, audio, labels, groups) -> dict:
     return out
 
 
-def run_fold(corpus, name, column, held, epochs, seed, log=print) -> dict:
+def run_fold(corpus, name, column, held, epochs, seed, network=None, log=print) -> dict:
     from evaluation.digit_classifier import DigitClassifier
     train, test = leave_out(corpus[column], held)
     log(f"{name}: train {len(train)} clips, test {len(test)} ({column} {', '.join(held)})")
     clf = DigitClassifier.fit(corpus["audio"][train], corpus["label"][train], epochs, seed,
-                              log=log)
+                              log=log, network=network)
     result = {"held_out": list(held), "train_count": len(train),
               "train_seconds": clf.config["train_seconds"],
               "corpus": by_group(clf, corpus["audio"][test], corpus["label"][test],
@@ -125,53 +125,75 @@ def cpu_model() -> str:
     return f"{name}, {os.cpu_count()} cores"
 
 
-def main(argv=None) -> int:
+def train_final(corpus, args, network, settings) -> None:
+    from evaluation.digit_classifier import DigitClassifier
+    print(f"final: train {len(corpus['label'])} clips")
+    clf = DigitClassifier.fit(corpus["audio"], corpus["label"], args.epochs, args.seed,
+                              network=network, settings=settings, cpu=cpu_model(),
+                              data=f"{args.corpus}/voices.npz (dataset/build_voices.py)")
+    robust = robustness(clf, args.seed)
+    clf.config.update(heldout_accuracy=robust["clean"]["all"],
+                      heldout_count=int(len(bundled()[1])), robustness=robust,
+                      split="trained on the whole voice corpus; held out: the bundled "
+                            "dataset/digits clips")
+    clf.save(args.out)
+    print(f"final: {100 * robust['clean']['all']:.1f} % on the bundled digits; saved to "
+          f"{args.out}")
+
+
+def write_folds(out, folds: dict, settings: str) -> None:
+    """Puts the fold results into OUT's config.json and model card (same settings only)."""
     from evaluation.digit_card import write_card
+    path = Path(out) / "config.json"
+    if not path.exists():
+        return
+    config = json.loads(path.read_text())
+    if config.get("settings") != settings:
+        print(f"note: {out} was trained with other settings; its card is left as it is")
+        return
+    config["folds"] = folds
+    path.write_text(json.dumps(config, indent=2))
+    write_card(out, config)
+
+
+def main(argv=None) -> int:
+    from evaluation.digit_card import fold_table
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--corpus", default=str(ROOT / "dataset" / "cache" / "voices"))
     p.add_argument("--out", default=str(ROOT / "pretrained" / "digit-classifier"))
     p.add_argument("--work", default=str(ROOT / "runs" / "digit_crossval"))
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--only", default="loeo,lovo,final", help="comma list of loeo, lovo, final")
+    p.add_argument("--warp", type=float, default=1.2, help="frequency-warp factor (1: off)")
+    p.add_argument("--band-norm", action=argparse.BooleanOptionalAction, default=False,
+                   help="per-band mean normalisation of the log-mel")
+    p.add_argument("--only", default="loeo,final,lovo",
+                   help="comma list of loeo, final, lovo, run in that order")
     args = p.parse_args(argv)
-    parts = set(args.only.split(","))
-    if parts - {"loeo", "lovo", "final"}:
-        p.error(f"--only: unknown parts {sorted(parts - {'loeo', 'lovo', 'final'})}")
+    parts = args.only.split(",")
+    if set(parts) - {"loeo", "lovo", "final"}:
+        p.error(f"--only: unknown parts {sorted(set(parts) - {'loeo', 'lovo', 'final'})}")
     corpus = load_corpus(args.corpus)
+    network = {"band_norm": args.band_norm, "warp": args.warp}
+    settings = (f"epochs={args.epochs} seed={args.seed} clips={len(corpus['label'])} "
+                f"network={json.dumps(network, sort_keys=True)}")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     cache_path = work / "folds.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    folds = []
-    if "loeo" in parts:
-        folds += [(f"loeo:{e}", "engine", (e,)) for e in ENGINES]
-    if "lovo" in parts:
-        folds += [(f"lovo:{'+'.join(h)}", "speaker", h) for h in LOVO_FOLDS]
-    for name, column, held in folds:
-        key = f"{name} epochs={args.epochs} seed={args.seed} clips={len(corpus['label'])}"
-        if key not in cache:
-            cache[key] = run_fold(corpus, name, column, held, args.epochs, args.seed)
-            cache_path.write_text(json.dumps(cache, indent=1))
-    if "final" in parts:
-        from evaluation.digit_classifier import DigitClassifier
-        results = {k.split(" ")[0]: v for k, v in cache.items()
-                   if f"epochs={args.epochs} seed={args.seed} clips={len(corpus['label'])}" in k}
-        print(f"final: train {len(corpus['label'])} clips")
-        clf = DigitClassifier.fit(corpus["audio"], corpus["label"], args.epochs, args.seed,
-                                  data=f"{args.corpus}/voices.npz (dataset/build_voices.py)",
-                                  cpu=cpu_model())
-        robust = robustness(clf, args.seed)
-        audio, labels, _ = bundled()
-        clf.config.update(heldout_accuracy=robust["clean"]["all"], heldout_count=len(labels),
-                          split="trained on the whole voice corpus; held out: the bundled "
-                                "dataset/digits clips", robustness=robust, folds=results)
-        clf.save(args.out)
-        write_card(args.out, clf.config)
-        print(f"final: {100 * robust['clean']['all']:.1f} % on the bundled digits; "
-              f"saved to {args.out}")
-    from evaluation.digit_card import fold_table
-    print(fold_table({k.split(" ")[0]: v for k, v in cache.items()}))
+    plan = {"loeo": [(f"loeo:{e}", "engine", (e,)) for e in ENGINES],
+            "lovo": [(f"lovo:{'+'.join(h)}", "speaker", h) for h in LOVO_FOLDS]}
+    for part in parts:
+        if part == "final":
+            train_final(corpus, args, network, settings)
+        for name, column, held in plan.get(part, []):
+            if f"{name} {settings}" not in cache:
+                cache[f"{name} {settings}"] = run_fold(corpus, name, column, held, args.epochs,
+                                                       args.seed, network)
+                cache_path.write_text(json.dumps(cache, indent=1))
+    folds = {k.split(" ")[0]: v for k, v in cache.items() if k.endswith(f" {settings}")}
+    write_folds(args.out, folds, settings)
+    print(fold_table(folds))
     return 0
 
 

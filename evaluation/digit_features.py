@@ -1,15 +1,16 @@
 """The digit classifier's network: log-mel front end, SpecAugment, a small CNN (issue #18).
 
-audio [B, 16000] → log-mel (data.features.log_mel: 64 bands, 40 ms window, hop 10 ms, floor
-−100 dB) → instance norm (zero mean, unit variance per clip: gain-free) → SpecAugment (training
-only; Park et al. 2019: F=2 frequency masks ≤ 8 bands, T=2 time masks ≤ 12 frames) → four
-3×3 conv → batch-norm → ReLU blocks (16, 32, 64, 128; 2×2 max-pool after the first three)
-→ [frames/8, 8 bands × 128] → max over time → dense 128 + ReLU ("embedding", the penultimate
+audio [B, 16000] → log-mel (data.features.log_mel: 40 bands, 40 ms window, hop 10 ms, floor
+−100 dB) → zero mean (per clip, or per band with band_norm), unit variance per clip (gain-free)
+→ in training only: a frequency warp (VTLP) and SpecAugment (Park et al. 2019: 2 frequency
+masks ≤ 8 bands, 2 time masks ≤ 12 frames) → four 3×3 conv → batch-norm → ReLU blocks
+(16, 32, 48, 64; 2×2 max-pool after the first three) → [frames/8, 5 bands × 64] → max over time → dense 128 + ReLU ("embedding", the penultimate
 features DigitClassifier.embed returns) → dropout → dense 10.
 """
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
@@ -23,17 +24,48 @@ ARCHITECTURE = "logmel-cnn-v2"
 
 
 class LogMelFeatures(layers.Layer):
-    """audio [B, T] → instance-normalised log-mel [B, T/hop, n_mels, 1]."""
+    """audio [B, T] → normalised log-mel [B, T/hop, n_mels, 1]: zero mean per clip (per band
+    with band_norm: cepstral mean normalisation, which removes a fixed channel colouring), unit
+    variance per clip."""
 
-    def __init__(self, sample_rate=SAMPLE_RATE, hop_length=HOP, n_mels=N_MELS, **kwargs):
+    def __init__(self, sample_rate=SAMPLE_RATE, hop_length=HOP, n_mels=N_MELS, band_norm=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.sample_rate, self.hop_length, self.n_mels = sample_rate, hop_length, n_mels
+        self.band_norm = band_norm
 
     def call(self, audio):
         from data.features import log_mel
         mel = log_mel(audio, self.sample_rate, self.hop_length, self.n_mels)
-        mean, variance = tf.nn.moments(mel, axes=[1, 2], keepdims=True)
-        return ((mel - mean) * tf.math.rsqrt(variance + 1e-6))[..., None]
+        mel = mel - tf.reduce_mean(mel, axis=[1] if self.band_norm else [1, 2], keepdims=True)
+        variance = tf.reduce_mean(tf.square(mel), axis=[1, 2], keepdims=True)
+        return (mel * tf.math.rsqrt(variance + 1e-6))[..., None]
+
+
+class FrequencyWarp(layers.Layer):
+    """Vocal-tract-length perturbation (Jaitly & Hinton 2013) on the mel axis, training only:
+    band b of the output reads band b·α of the input (linear interpolation), α ~ U(1/max, max)
+    per example, so formants move without the pitch or the timing moving."""
+
+    def __init__(self, max_factor=1.2, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.max_factor = max_factor
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        if not training:
+            return x
+        bands = x.shape[2]
+        log_max = float(np.log(self.max_factor))
+        alpha = ops.exp(keras.random.uniform([ops.shape(x)[0], 1], -log_max, log_max,
+                                             seed=self.seed_generator))
+        position = ops.clip(ops.arange(bands, dtype="float32")[None] * alpha, 0, bands - 1)
+        low = ops.cast(ops.floor(position), "int32")
+        high = ops.minimum(low + 1, bands - 1)
+        weight = (position - ops.cast(low, "float32"))[:, None, :, None]
+        by_band = tf.transpose(x, [0, 2, 1, 3])                         # [B, F, T, 1]
+        pick = lambda i: tf.transpose(tf.gather(by_band, i, axis=1, batch_dims=1), [0, 2, 1, 3])
+        return pick(low) * (1 - weight) + pick(high) * weight
 
 
 class SpecAugment(layers.Layer):
@@ -67,10 +99,12 @@ class SpecAugment(layers.Layer):
         return x * keep_t * keep_f
 
 
-def build_network(num_classes: int = 10, length: int = LENGTH, seed: int | None = None
-                  ) -> keras.Model:
+def build_network(num_classes: int = 10, length: int = LENGTH, seed: int | None = None,
+                  band_norm: bool = False, warp: float = 1.2) -> keras.Model:
     audio = keras.Input([length], name="audio")
-    x = LogMelFeatures(name="log_mel")(audio)
+    x = LogMelFeatures(band_norm=band_norm, name="log_mel")(audio)
+    if warp > 1:
+        x = FrequencyWarp(warp, seed=seed, name="frequency_warp")(x)
     x = SpecAugment(seed=seed, name="spec_augment")(x)
     for i, channels in enumerate(CHANNELS):
         x = layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
