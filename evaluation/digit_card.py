@@ -20,7 +20,8 @@ def fold_table(folds: dict) -> str:
             c, b = r["corpus"]["all"], r.get("bundled", {}).get("all")
             lines.append(f"| {engine} | {r['train_count']} clips of the others | {c['count']} | "
                          f"**{pct(c['accuracy'])}** | {b['count'] if b else '–'} | "
-                         f"{pct(b['accuracy']) if b else '–'} | {r['train_seconds'] / 60:.1f} min |")
+                         f"{pct(b['accuracy']) if b else '–'} | "
+                         f"{r['train_seconds'] / 60:.1f} min |")
         lines += ["", "| held-out engine: voice | clips | accuracy | most common confusions |",
                   "|---|---:|---:|---|"]
         for name, r in loeo.items():

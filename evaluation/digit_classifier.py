@@ -187,7 +187,8 @@ class DigitClassifier:
         return cls(model, {"architecture": ARCHITECTURE, "sample_rate": SAMPLE_RATE,
                            "length": LENGTH, "hop_length": HOP, "n_mels": N_MELS,
                            "num_classes": num_classes, "epochs": epochs, "seed": seed,
-                           "batch_size": batch_size, "network": network, "train_count": int(len(labels)),
+                           "batch_size": batch_size, "network": network,
+                           "train_count": int(len(labels)),
                            "train_seconds": round(time.perf_counter() - start, 1), **config})
 
     @classmethod

@@ -4,8 +4,9 @@ audio [B, 16000] → log-mel (data.features.log_mel: 40 bands, 40 ms window, hop
 −100 dB) → zero mean (per clip, or per band with band_norm), unit variance per clip (gain-free)
 → in training only: a frequency warp (VTLP) and SpecAugment (Park et al. 2019: 2 frequency
 masks ≤ 8 bands, 2 time masks ≤ 12 frames) → four 3×3 conv → batch-norm → ReLU blocks
-(16, 32, 48, 64; 2×2 max-pool after the first three) → [frames/8, 5 bands × 64] → max over time → dense 128 + ReLU ("embedding", the penultimate
-features DigitClassifier.embed returns) → dropout → dense 10.
+(16, 32, 48, 64; 2×2 max-pool after the first three) → [frames/8, 5 bands × 64] → max over
+time → dense 128 + ReLU ("embedding", the penultimate features DigitClassifier.embed returns)
+→ dropout → dense 10.
 """
 from __future__ import annotations
 
