@@ -182,7 +182,7 @@ class DigitClassifier:
         build_network (band_norm, warp), `config` is recorded."""
         start = time.perf_counter()
         num_classes = int(np.max(labels)) + 1
-        network = dict(network or {})
+        network = {"band_norm": False, "warp": 1.2, **(network or {})}
         model = fit_model(audio, labels, epochs, seed, batch_size, num_classes, log, **network)
         return cls(model, {"architecture": ARCHITECTURE, "sample_rate": SAMPLE_RATE,
                            "length": LENGTH, "hop_length": HOP, "n_mels": N_MELS,
