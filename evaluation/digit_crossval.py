@@ -188,9 +188,12 @@ def main(argv=None) -> int:
             train_final(corpus, args, network, settings)
         for name, column, held in plan.get(part, []):
             if f"{name} {settings}" not in cache:
-                cache[f"{name} {settings}"] = run_fold(corpus, name, column, held, args.epochs,
-                                                       args.seed, network)
+                result = run_fold(corpus, name, column, held, args.epochs, args.seed, network)
+                # re-read first: another process may be running other folds into the same file
+                cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+                cache[f"{name} {settings}"] = result
                 cache_path.write_text(json.dumps(cache, indent=1))
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     folds = {k.split(" ")[0]: v for k, v in cache.items() if k.endswith(f" {settings}")}
     write_folds(args.out, folds, settings)
     print(fold_table(folds))
