@@ -179,10 +179,10 @@ class DigitClassifier:
     def fit(cls, audio, labels, epochs: int = 30, seed: int = 0, batch_size: int = 32,
             log=print, network=None, **config) -> "DigitClassifier":
         """Trains on arrays (audio [N, LENGTH] at 16 kHz, labels [N]); `network` goes to
-        build_network (band_norm, warp), `config` is recorded."""
+        build_network (band_norm, cepstra, warp), `config` is recorded."""
         start = time.perf_counter()
         num_classes = int(np.max(labels)) + 1
-        network = {"band_norm": False, "warp": 1.2, **(network or {})}
+        network = {"band_norm": False, "cepstra": 20, "warp": 1.0, **(network or {})}
         model = fit_model(audio, labels, epochs, seed, batch_size, num_classes, log, **network)
         return cls(model, {"architecture": ARCHITECTURE, "sample_rate": SAMPLE_RATE,
                            "length": LENGTH, "hop_length": HOP, "n_mels": N_MELS,

@@ -164,25 +164,30 @@ def main(argv=None) -> int:
     p.add_argument("--work", default=str(ROOT / "runs" / "digit_crossval"))
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--warp", type=float, default=1.2, help="frequency-warp factor (1: off)")
+    p.add_argument("--warp", type=float, default=1.0, help="frequency-warp factor (1: off)")
+    p.add_argument("--cepstra", type=int, default=20,
+                   help="lifter the log-mel to this many cepstral coefficients (0: off)")
     p.add_argument("--band-norm", action=argparse.BooleanOptionalAction, default=False,
                    help="per-band mean normalisation of the log-mel")
     p.add_argument("--only", default="loeo,final,lovo",
-                   help="comma list of loeo, final, lovo, run in that order")
+                   help="comma list of loeo, final, lovo (or one fold: loeo:flite, lovo:0), "
+                        "run in that order")
     args = p.parse_args(argv)
+    plan = {"loeo": [(f"loeo:{e}", "engine", (e,)) for e in ENGINES],
+            "lovo": [(f"lovo:{'+'.join(h)}", "speaker", h) for h in LOVO_FOLDS]}
+    plan |= {f"loeo:{e}": [f] for e, f in zip(ENGINES, plan["loeo"])}     # single folds too
+    plan |= {f"lovo:{i}": [f] for i, f in enumerate(plan["lovo"])}
     parts = args.only.split(",")
-    if set(parts) - {"loeo", "lovo", "final"}:
-        p.error(f"--only: unknown parts {sorted(set(parts) - {'loeo', 'lovo', 'final'})}")
+    if set(parts) - {*plan, "final"}:
+        p.error(f"--only: unknown parts {sorted(set(parts) - {*plan, 'final'})}")
     corpus = load_corpus(args.corpus)
-    network = {"band_norm": args.band_norm, "warp": args.warp}
+    network = {"band_norm": args.band_norm, "cepstra": args.cepstra, "warp": args.warp}
     settings = (f"epochs={args.epochs} seed={args.seed} clips={len(corpus['label'])} "
                 f"network={json.dumps(network, sort_keys=True)}")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     cache_path = work / "folds.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    plan = {"loeo": [(f"loeo:{e}", "engine", (e,)) for e in ENGINES],
-            "lovo": [(f"lovo:{'+'.join(h)}", "speaker", h) for h in LOVO_FOLDS]}
     for part in parts:
         if part == "final":
             train_final(corpus, args, network, settings)

@@ -30,14 +30,25 @@ class LogMelFeatures(layers.Layer):
     variance per clip."""
 
     def __init__(self, sample_rate=SAMPLE_RATE, hop_length=HOP, n_mels=N_MELS, band_norm=False,
-                 **kwargs):
+                 cepstra=0, **kwargs):
         super().__init__(**kwargs)
         self.sample_rate, self.hop_length, self.n_mels = sample_rate, hop_length, n_mels
         self.band_norm = band_norm
+        # Liftering: keep the first `cepstra` DCT-II coefficients of each frame (the spectral
+        # envelope, as MFCCs do) and go back to bands: the harmonics of the source, which
+        # differ most between synthesisers and talkers, are smoothed away.
+        self.lifter = None
+        if cepstra:
+            k, n = np.meshgrid(np.arange(cepstra), np.arange(n_mels), indexing="ij")
+            dct = np.sqrt(2 / n_mels) * np.cos(np.pi * k * (n + 0.5) / n_mels)
+            dct[0] /= np.sqrt(2)
+            self.lifter = tf.constant((dct.T @ dct).astype(np.float32))      # [n_mels, n_mels]
 
     def call(self, audio):
         from data.features import log_mel
         mel = log_mel(audio, self.sample_rate, self.hop_length, self.n_mels)
+        if self.lifter is not None:
+            mel = tf.tensordot(mel, self.lifter, 1)
         mel = mel - tf.reduce_mean(mel, axis=[1] if self.band_norm else [1, 2], keepdims=True)
         variance = tf.reduce_mean(tf.square(mel), axis=[1, 2], keepdims=True)
         return (mel * tf.math.rsqrt(variance + 1e-6))[..., None]
@@ -101,9 +112,9 @@ class SpecAugment(layers.Layer):
 
 
 def build_network(num_classes: int = 10, length: int = LENGTH, seed: int | None = None,
-                  band_norm: bool = False, warp: float = 1.2) -> keras.Model:
+                  band_norm: bool = False, warp: float = 1.0, cepstra: int = 20) -> keras.Model:
     audio = keras.Input([length], name="audio")
-    x = LogMelFeatures(band_norm=band_norm, name="log_mel")(audio)
+    x = LogMelFeatures(band_norm=band_norm, cepstra=cepstra, name="log_mel")(audio)
     if warp > 1:
         x = FrequencyWarp(warp, seed=seed, name="frequency_warp")(x)
     x = SpecAugment(seed=seed, name="spec_augment")(x)
