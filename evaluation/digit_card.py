@@ -22,12 +22,12 @@ def fold_table(folds: dict) -> str:
                          f"**{pct(c['accuracy'])}** | {b['count'] if b else '–'} | "
                          f"{pct(b['accuracy']) if b else '–'} | "
                          f"{r['train_seconds'] / 60:.1f} min |")
-        lines += ["", "| held-out engine: voice | clips | accuracy | most common confusions |",
+        lines += ["", "| held-out voice (LOEO) | clips | accuracy | most common confusions |",
                   "|---|---:|---:|---|"]
         for name, r in loeo.items():
             for voice, v in r["corpus"].items():
                 if voice != "all":
-                    lines.append(f"| {name.split(':', 1)[1]}: {voice} | {v['count']} | "
+                    lines.append(f"| {voice} | {v['count']} | "
                                  f"{pct(v['accuracy'])} | {confusions(v)} |")
     lovo = {k: v for k, v in folds.items() if k.startswith("lovo:")}
     if lovo:
@@ -64,9 +64,13 @@ def write_card(directory, config: dict) -> None:
     warp = network.get("warp", 1.0)
     warp = (f"a random frequency warp of the mel axis (VTLP, ×1/{warp:g}..×{warp:g}) and "
             if warp > 1 else "")
-    Path(directory, "README.md").write_text(CARD.format(
-        folds=fold_table(config.get("folds", {})), robust=robustness_table(config["robustness"]),
-        minutes=config["train_seconds"] / 60, norm=norm, warp=warp, **config))
+    cepstra = network.get("cepstra", 0)
+    norm = (f"liftered to its first {cepstra} cepstral coefficients (the spectral envelope: "
+            f"the source's harmonics smoothed away), " if cepstra else "") + norm
+    Path(directory, "README.md").write_text(CARD.format(**{
+        **config, "folds": fold_table(config.get("folds", {})),
+        "robust": robustness_table(config["robustness"]),
+        "minutes": config["train_seconds"] / 60, "norm": norm, "warp": warp}))
 
 
 CARD = """# Spoken-digit classifier (issue #18)
@@ -103,6 +107,9 @@ speakers; "bundled clips" are the held-out engine's clips of dataset/digits.
 {folds}
 
 ## The final model on the bundled clips (not trained on)
+
+The same voices as the corpus (other renders, with light noise), so this checks the model and
+its robustness to the channel, not its transfer to new voices.
 
 {robust}
 
