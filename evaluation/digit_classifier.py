@@ -42,7 +42,8 @@ def fit_length(audio, length: int = LENGTH, hop: int = HOP) -> np.ndarray:
         raise ValueError(f"expected audio [N, T], got shape {list(audio.shape)}")
     if audio.shape[1] <= length:
         return np.pad(audio, [(0, 0), (0, length - audio.shape[1])])
-    energy = np.concatenate([np.zeros([len(audio), 1]), np.cumsum(audio ** 2.0, axis=1)], 1)
+    energy = np.concatenate([np.zeros([len(audio), 1]),                  # float64: exact ties
+                             np.cumsum(audio.astype(np.float64) ** 2, axis=1)], 1)
     starts = np.arange(0, audio.shape[1] - length + 1, hop)
     best = starts[np.argmax(energy[:, starts + length] - energy[:, starts], axis=1)]
     return np.stack([clip[s:s + length] for clip, s in zip(audio, best)])
@@ -129,7 +130,7 @@ class DigitClassifier:
         """audio [N, T] at sample_rate → the penultimate features [N, 128] (the ReLU output
         before the final dense layer), e.g. for a Fréchet distance on speech."""
         if self._embedder is None:
-            self._embedder = keras.Model(self.model.inputs,
+            self._embedder = keras.Model(self.model.input,
                                          self.model.get_layer("embedding").output)
         return self._batched(self._embedder, audio, batch_size)
 
