@@ -12,7 +12,9 @@ codec round trips) in evaluation/digit_augment.py, the leave-one-engine/voice-ou
 and the committed model's recipe in evaluation/digit_crossval.py (`make digit-classifier`).
 
 `train` (evaluate.py --train-digit-classifier): a stratified random split holding out
-`heldout` (20 %) of each digit's clips of a labelled directory; `fit` trains on arrays. Both:
+`heldout` (20 %) of each digit's clips of a labelled directory, and the light augmentation
+(AUGMENT_LIGHT: a small set has too few steps for the full chain); `fit` trains on arrays,
+with the full chain by default (the committed model). Both:
 AdamW (3e-3, cosine decay, weight decay 0.01), batch 32, every epoch a fresh augmentation of
 every training clip. The directory gets model.weights.h5 and config.json.
 """
@@ -26,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import keras
 import numpy as np
 
-from evaluation.digit_augment import augment
+from evaluation.digit_augment import AUGMENT_LIGHT, AUGMENT_PROBS, augment
 from evaluation.digit_features import (ARCHITECTURE, HOP, LENGTH, N_MELS, SAMPLE_RATE,
                                        build_network)
 
@@ -78,11 +80,14 @@ def stratified_split(labels, heldout: float, seed: int):
 
 
 def fit_model(audio, labels, epochs: int, seed: int = 0, batch_size: int = 32,
-              num_classes: int = 10, log=print, **network) -> keras.Model:
-    """Trains a fresh network on augmented copies of `audio` (a new draw every epoch; the next
-    epoch's draw is made in a thread while this one trains)."""
+              num_classes: int = 10, log=print, probs=None, init=None, **network) -> keras.Model:
+    """Trains a network (fresh, or starting from the weights of `init`, a keras.Model of the
+    same shape) on augmented copies of `audio` (a new draw every epoch; the next epoch's draw
+    is made in a thread while this one trains)."""
     keras.utils.set_random_seed(seed)
     model = build_network(num_classes, audio.shape[1], seed=seed, **network)
+    if init is not None:
+        model.set_weights(init.get_weights())
     steps = epochs * -(-len(audio) // batch_size)
     model.compile(keras.optimizers.AdamW(keras.optimizers.schedules.CosineDecay(3e-3, steps),
                                          weight_decay=1e-2),
@@ -91,7 +96,7 @@ def fit_model(audio, labels, epochs: int, seed: int = 0, batch_size: int = 32,
 
     def draw():
         order = rng.permutation(len(audio))
-        return augment(audio[order], rng), labels[order]
+        return augment(audio[order], rng, probs), labels[order]
 
     start = time.perf_counter()
     with ThreadPoolExecutor(1) as pool:
@@ -178,30 +183,41 @@ class DigitClassifier:
 
     @classmethod
     def fit(cls, audio, labels, epochs: int = 30, seed: int = 0, batch_size: int = 32,
-            log=print, network=None, **config) -> "DigitClassifier":
+            log=print, network=None, probs=None, init=None, **config) -> "DigitClassifier":
         """Trains on arrays (audio [N, LENGTH] at 16 kHz, labels [N]); `network` goes to
-        build_network (band_norm, cepstra, warp), `config` is recorded."""
+        build_network (band_norm, cepstra, warp), `probs` to augment(), `config` is recorded.
+        init: a DigitClassifier to fine-tune (its network settings win), or None."""
         start = time.perf_counter()
         num_classes = int(np.max(labels)) + 1
         network = {"band_norm": False, "cepstra": 20, "warp": 1.0, **(network or {})}
-        model = fit_model(audio, labels, epochs, seed, batch_size, num_classes, log, **network)
+        if init is not None:
+            if init.config["num_classes"] != num_classes or init.length != LENGTH:
+                raise ValueError(f"cannot fine-tune a {init.config['num_classes']}-class "
+                                 f"classifier on {num_classes} classes")
+            network = {**network, **init.config.get("network", {})}
+            config["fine_tuned_from"] = init.config.get("data", "a digit classifier")
+        probs = {**AUGMENT_PROBS, **(probs or {})}
+        model = fit_model(audio, labels, epochs, seed, batch_size, num_classes, log, probs,
+                          None if init is None else init.model, **network)
         return cls(model, {"architecture": ARCHITECTURE, "sample_rate": SAMPLE_RATE,
                            "length": LENGTH, "hop_length": HOP, "n_mels": N_MELS,
                            "num_classes": num_classes, "epochs": epochs, "seed": seed,
-                           "batch_size": batch_size, "network": network,
+                           "batch_size": batch_size, "network": network, "augment": probs,
                            "train_count": int(len(labels)),
                            "train_seconds": round(time.perf_counter() - start, 1), **config})
 
     @classmethod
     def train(cls, data, out=None, epochs: int = 40, seed: int = 0, heldout: float = 0.2,
-              batch_size: int = 32, log=print) -> "DigitClassifier":
-        """Trains on `data`'s labelled clips, evaluates on the held-out split, saves to `out`."""
+              batch_size: int = 32, log=print, init=None) -> "DigitClassifier":
+        """Trains on `data`'s labelled clips (fine-tuning `init`, a DigitClassifier, if given),
+        evaluates on the held-out split, saves to `out`."""
         start = time.perf_counter()
         audio, labels, paths = load_labelled(data)
         train, test = stratified_split(labels, heldout, seed)
         classifier = cls.fit(audio[train], labels[train], epochs, seed, batch_size, log,
-                             data=str(data), split=f"stratified random, {heldout:.0%} of each "
-                             f"label held out", heldout_files=[paths[i] for i in test])
+                             probs=AUGMENT_LIGHT, init=init, data=str(data),
+                             split=f"stratified random, {heldout:.0%} of each label held out",
+                             heldout_files=[paths[i] for i in test])
         result = classifier.accuracy(audio[test], labels[test])
         classifier.config.update(heldout_accuracy=result["overall"],
                                  heldout_count=result["count"],
