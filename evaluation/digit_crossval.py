@@ -115,6 +115,12 @@ def robustness(classifier, seed: int = 0) -> dict:
             for k, x in variants.items()}
 
 
+def relative(path) -> str:
+    """`path` relative to the repository when inside it (configs are committed)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def cpu_model() -> str:
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -130,7 +136,7 @@ def train_final(corpus, args, network, settings) -> None:
     print(f"final: train {len(corpus['label'])} clips")
     clf = DigitClassifier.fit(corpus["audio"], corpus["label"], args.epochs, args.seed,
                               network=network, settings=settings, cpu=cpu_model(),
-                              data=f"{args.corpus}/voices.npz (dataset/build_voices.py)")
+                              data=f"{relative(args.corpus)}/voices.npz (dataset/build_voices.py)")
     robust = robustness(clf, args.seed)
     clf.config.update(heldout_accuracy=robust["clean"]["all"],
                       heldout_count=int(len(bundled()[1])), robustness=robust,
