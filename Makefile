@@ -122,7 +122,7 @@ dataset:
 # The digit classifier (issue #18): Debian's English synthesisers (installed when absent; needs
 # root), the voice corpus (dataset/cache/voices, not committed), the leave-one-engine-out and
 # leave-voices-out folds (cached in runs/digit_crossval), then the committed model and its card
-# in pretrained/digit-classifier. About 1 h on 2 cores.
+# in pretrained/digit-classifier. About 1.5 h on 2 shared cores (folds cached: re-runs resume).
 DIGIT_SYNTHS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
 digit-classifier: $(STAMP)
 	@if ! dpkg -s $(DIGIT_SYNTHS) >/dev/null 2>&1; then apt-get update -qq && \
