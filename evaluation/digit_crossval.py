@@ -2,7 +2,7 @@
 model's recipe (issue #18): `make digit-classifier`, or
 
     python -m evaluation.digit_crossval [--corpus dataset/cache/voices] [--epochs 20]
-        [--out pretrained/digit-classifier] [--only loeo,lovo,final] [--work runs/digit_crossval]
+        [--out pretrained/digit-classifier] [--only loeo,final,lovo] [--work runs/digit_crossval]
 
 The corpus is dataset/build_voices.py's (espeak-ng, flite, festival; tagged by engine, voice
 and speaker). LOEO: three folds, each trained on two engines and tested on every clip of the
@@ -186,7 +186,11 @@ def main(argv=None) -> int:
     parts = args.only.split(",")
     if set(parts) - {*plan, "final"}:
         p.error(f"--only: unknown parts {sorted(set(parts) - {*plan, 'final'})}")
-    corpus = load_corpus(args.corpus)
+    try:
+        corpus = load_corpus(args.corpus)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     network = {"band_norm": args.band_norm, "cepstra": args.cepstra, "warp": args.warp}
     settings = (f"epochs={args.epochs} seed={args.seed} clips={len(corpus['label'])} "
                 f"network={json.dumps(network, sort_keys=True)}")

@@ -154,3 +154,13 @@ def test_voice_corpus_builder_tags_every_clip(tmp_path):
     assert all(v.startswith(e + ":") for e, v in zip(engine, voice))
     assert np.bincount(label, minlength=10).min() >= 14
     assert np.all(np.abs(audio).max(axis=1) > 0.2 * 32767)     # peak −12..−1 dBFS
+
+
+def test_crossval_cli_refuses_a_missing_corpus_and_unknown_folds(tmp_path, capsys):
+    from evaluation.digit_crossval import main
+    assert main(["--corpus", str(tmp_path / "none"), "--work", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "none/voices.npz not found" in err
+    with pytest.raises(SystemExit):
+        main(["--only", "loeo:nobody"])
+    assert "unknown parts ['loeo:nobody']" in capsys.readouterr().err
