@@ -17,7 +17,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: venv bench-venv ui ui-test test test-portable parity demo demo-train bench bench-pipeline \
-	bench-evaluate bench-diffwave dataset clean
+	bench-evaluate bench-diffwave dataset digit-classifier clean
 
 venv: $(STAMP)
 
@@ -126,6 +126,17 @@ bench-diffwave: $(STAMP) $(TORCH_STAMP)
 dataset:
 	$(PYTHON) -m venv .venv-build && .venv-build/bin/pip install --quiet -r dataset/requirements-build.txt
 	.venv-build/bin/python dataset/build.py
+
+# The digit classifier (issue #18): Debian's English synthesisers (installed when absent; needs
+# root), the voice corpus (dataset/cache/voices, not committed), the leave-one-engine-out and
+# leave-voices-out folds (cached in runs/digit_crossval), then the committed model and its card
+# in pretrained/digit-classifier. About 1.5 h on 2 shared cores (folds cached: re-runs resume).
+DIGIT_SYNTHS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+digit-classifier: $(STAMP)
+	@if ! dpkg -s $(DIGIT_SYNTHS) >/dev/null 2>&1; then apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DIGIT_SYNTHS) >/dev/null; fi
+	@[ -f dataset/cache/voices/voices.npz ] || $(PY) dataset/build_voices.py
+	$(PY) -m evaluation.digit_crossval
 
 clean:
 	rm -rf runs dataset/cache .pytest_cache

@@ -77,10 +77,10 @@ def parse_args(argv=None):
     p.add_argument("--embedding-window", type=float, default=None,
                    help="SavedModel window in seconds")
     p.add_argument("--embedding-output", default=None, help="SavedModel output key or index")
-    p.add_argument("--digit-classifier", default=None,
-                   help="classifier directory used to score labelled samples and as the "
-                        "digit-classifier embedding (default: pretrained/digit-classifier, "
-                        "else runs/digit_classifier)")
+    p.add_argument("--digit-classifier", default=str(ROOT / "pretrained" / "digit-classifier"),
+                   help="classifier directory used to score labelled samples and the start of "
+                        "--train-digit-classifier ('none': from scratch) (default: the committed "
+                        "one, made by make digit-classifier)")
     p.add_argument("--train-digit-classifier", action="store_true",
                    help="train the digit classifier on --data and save it to --out")
     p.add_argument("--data", default=str(ROOT / "dataset" / "digits"),
@@ -120,7 +120,11 @@ def main(argv=None) -> int:
         if args.train_digit_classifier:
             from evaluation.digit_classifier import DigitClassifier
             out = args.out or "runs/digit_classifier"
-            clf = DigitClassifier.train(args.data, out, epochs=args.epochs, seed=args.seed)
+            # Fine-tunes --digit-classifier (the committed one by default; "none": from scratch).
+            init = (None if args.digit_classifier == "none"
+                    else DigitClassifier.load(args.digit_classifier))
+            clf = DigitClassifier.train(args.data, out, epochs=args.epochs, seed=args.seed,
+                                        init=init)
             print(f"digit classifier: held-out accuracy {100 * clf.heldout_accuracy:.1f} % "
                   f"({clf.config['heldout_count']} clips, {clf.config['split']}); "
                   f"trained in {clf.config['train_seconds']:.0f} s; saved to {out}")

@@ -1,78 +1,54 @@
-"""A small spoken-digit classifier (log-mel CNN) that scores class-conditional samples.
+"""A spoken-digit classifier (log-mel CNN) that scores class-conditional samples.
 
+    clf = DigitClassifier.load("pretrained/digit-classifier")      # the committed one
+    labels = clf.predict(audio [N, T] at clf.sample_rate)          # argmax over the 10 digits
+    features = clf.embed(audio)                                    # [N, 128] penultimate layer
     clf = DigitClassifier.train("dataset/digits", "runs/digit_classifier", seed=0)
-    clf = DigitClassifier.load("runs/digit_classifier")
-    labels = clf.predict(audio [N, T] at clf.sample_rate)        # argmax over the 10 digits
 
-Input: 1 s at 16 kHz (shorter clips are zero-padded, longer ones cut). Features: the project's
-log-mel (data.features.log_mel, 64 bands, hop 10 ms), instance-normalised (zero mean, unit
-variance per clip), so a gain change only moves values at the −100 dB floor. Network: four
-3×3 conv → batch-norm → ReLU blocks (16, 32, 64, 96 channels; 2×2 max-pool after the first
-three) → [time/8, 8 bands × 96] → max over time → dropout 0.3 → dense 10; 87k parameters.
+Input: 1 s at 16 kHz (shorter clips are zero-padded; of a longer one the loudest second is
+used). The network and front end (log-mel + SpecAugment) are in evaluation/digit_features.py,
+the augmentations (speed, room reverb, noise at 0–30 dB SNR, EQ, telephone band, μ-law and
+codec round trips) in evaluation/digit_augment.py, the leave-one-engine/voice-out evaluation
+and the committed model's recipe in evaluation/digit_crossval.py (`make digit-classifier`).
 
-Training (seeded, deterministic on CPU): a stratified random split holding out `heldout`
-(20 %) of each digit's clips; 40 epochs of AdamW (3e-3, cosine decay, weight decay 0.01),
-batch 32; every epoch each training clip is augmented with a random gain (±10 dB), a random
-time shift (±0.15 s, zero fill) and white noise 30–60 dB below the clip's peak. The
-directory gets model.weights.h5 and config.json (settings, the held-out files and the held-out
-accuracy, overall and per digit).
+`train` (evaluate.py --train-digit-classifier): a stratified random split holding out
+`heldout` (20 %) of each digit's clips of a labelled directory, and the light augmentation
+(AUGMENT_LIGHT: a small set has too few steps for the full chain); `fit` trains on arrays,
+with the full chain by default (the committed model). Both:
+AdamW (3e-3, cosine decay, weight decay 0.01), batch 32, every epoch a fresh augmentation of
+every training clip. The directory gets model.weights.h5 and config.json.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
-import tensorflow as tf
-from keras import layers
 
-SAMPLE_RATE = 16000
-LENGTH = 16000
-HOP = 160
-N_MELS = 64
+from evaluation.digit_augment import AUGMENT_LIGHT, AUGMENT_PROBS, augment
+from evaluation.digit_features import (ARCHITECTURE, HOP, LENGTH, N_MELS, SAMPLE_RATE,
+                                       build_network)
+
 WEIGHTS = "model.weights.h5"
 CONFIG = "config.json"
 
 
-class LogMelFeatures(layers.Layer):
-    """audio [B, T] → instance-normalised log-mel [B, T/hop, n_mels, 1]."""
-
-    def __init__(self, sample_rate=SAMPLE_RATE, hop_length=HOP, n_mels=N_MELS, **kwargs):
-        super().__init__(**kwargs)
-        self.sample_rate, self.hop_length, self.n_mels = sample_rate, hop_length, n_mels
-
-    def call(self, audio):
-        from data.features import log_mel
-        mel = log_mel(audio, self.sample_rate, self.hop_length, self.n_mels)
-        mean, variance = tf.nn.moments(mel, axes=[1, 2], keepdims=True)
-        return ((mel - mean) * tf.math.rsqrt(variance + 1e-6))[..., None]
-
-
-def build_network(num_classes: int = 10, length: int = LENGTH) -> keras.Model:
-    audio = keras.Input([length], name="audio")
-    x = LogMelFeatures(name="log_mel")(audio)
-    for i, channels in enumerate((16, 32, 64, 96)):
-        x = layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = layers.BatchNormalization(momentum=0.9, name=f"norm{i}")(x)
-        x = layers.ReLU(name=f"relu{i}")(x)
-        if i < 3:
-            x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
-    # Keep the band axis (where the formants are); max over time (where the word is).
-    x = layers.Reshape([-1, x.shape[2] * x.shape[3]], name="bands_to_features")(x)
-    x = layers.GlobalMaxPooling1D(name="max_over_time")(x)
-    x = layers.Dropout(0.3, name="dropout")(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(audio, logits, name="digit_classifier")
-
-
-def fit_length(audio, length: int = LENGTH) -> np.ndarray:
-    """[N, T] → [N, length]: zero-padded at the end or cut."""
+def fit_length(audio, length: int = LENGTH, hop: int = HOP) -> np.ndarray:
+    """[N, T] → [N, length]: zero-padded at the end, or the `length` window (in steps of
+    `hop`) holding the most energy, so a recording with silence before the word still works."""
     audio = np.asarray(audio, np.float32)
-    if audio.shape[1] >= length:
-        return audio[:, :length]
-    return np.pad(audio, [(0, 0), (0, length - audio.shape[1])])
+    if audio.ndim != 2:
+        raise ValueError(f"expected audio [N, T], got shape {list(audio.shape)}")
+    if audio.shape[1] <= length:
+        return np.pad(audio, [(0, 0), (0, length - audio.shape[1])])
+    energy = np.concatenate([np.zeros([len(audio), 1]),                  # float64: exact ties
+                             np.cumsum(audio.astype(np.float64) ** 2, axis=1)], 1)
+    starts = np.arange(0, audio.shape[1] - length + 1, hop)
+    best = starts[np.argmax(energy[:, starts + length] - energy[:, starts], axis=1)]
+    return np.stack([clip[s:s + length] for clip, s in zip(audio, best)])
 
 
 def load_labelled(data, sample_rate: int = SAMPLE_RATE, length: int = LENGTH):
@@ -103,21 +79,37 @@ def stratified_split(labels, heldout: float, seed: int):
     return np.setdiff1d(np.arange(len(labels)), test), test
 
 
-def augment(audio, rng, sample_rate: int = SAMPLE_RATE):
-    """Random gain (±10 dB), time shift (±0.15 s, zero fill), white noise 30–60 dB below peak."""
-    n, length = audio.shape
-    out = np.zeros_like(audio)
-    max_shift = int(0.15 * sample_rate)
-    for i, (clip, shift) in enumerate(zip(audio, rng.integers(-max_shift, max_shift + 1, n))):
-        if shift >= 0:
-            out[i, shift:] = clip[:length - shift]
-        else:
-            out[i, :shift] = clip[-shift:]
-    gain = 10.0 ** (rng.uniform(-10.0, 10.0, [n, 1]) / 20.0)
-    peak = np.abs(out).max(axis=1, keepdims=True) + 1e-6
-    noise_level = peak * 10.0 ** (-rng.uniform(30.0, 60.0, [n, 1]) / 20.0)
-    noise = rng.standard_normal(audio.shape) * noise_level
-    return ((out + noise) * gain).astype(np.float32)
+def fit_model(audio, labels, epochs: int, seed: int = 0, batch_size: int = 32,
+              num_classes: int = 10, log=print, probs=None, init=None, **network) -> keras.Model:
+    """Trains a network (fresh, or starting from the weights of `init`, a keras.Model of the
+    same shape) on augmented copies of `audio` (a new draw every epoch; the next epoch's draw
+    is made in a thread while this one trains)."""
+    keras.utils.set_random_seed(seed)
+    model = build_network(num_classes, audio.shape[1], seed=seed, **network)
+    if init is not None:
+        model.set_weights(init.get_weights())
+    steps = epochs * -(-len(audio) // batch_size)
+    model.compile(keras.optimizers.AdamW(keras.optimizers.schedules.CosineDecay(3e-3, steps),
+                                         weight_decay=1e-2),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng([seed, 1])
+
+    def draw():
+        order = rng.permutation(len(audio))
+        return augment(audio[order], rng, probs), labels[order]
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(draw)
+        for epoch in range(epochs):
+            x, y = pending.result()
+            if epoch + 1 < epochs:
+                pending = pool.submit(draw)
+            history = model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+            if log and ((epoch + 1) % 5 == 0 or epoch + 1 == epochs):
+                log(f"  epoch {epoch + 1}/{epochs}: loss {history.history['loss'][-1]:.3f} "
+                    f"({time.perf_counter() - start:.0f} s)")
+    return model
 
 
 class DigitClassifier:
@@ -125,15 +117,27 @@ class DigitClassifier:
         self.model, self.config = model, config
         self.sample_rate = config["sample_rate"]
         self.length = config["length"]
+        self._embedder = None
 
     @property
     def heldout_accuracy(self) -> float:
         return self.config["heldout_accuracy"]
 
-    def logits(self, audio, batch_size: int = 64) -> np.ndarray:
+    def _batched(self, model, audio, batch_size) -> np.ndarray:
         audio = fit_length(audio, self.length)
-        return np.concatenate([self.model(audio[i:i + batch_size], training=False).numpy()
+        return np.concatenate([model(audio[i:i + batch_size], training=False).numpy()
                                for i in range(0, len(audio), batch_size)])
+
+    def logits(self, audio, batch_size: int = 64) -> np.ndarray:
+        return self._batched(self.model, audio, batch_size)
+
+    def embed(self, audio, batch_size: int = 64) -> np.ndarray:
+        """audio [N, T] at sample_rate → the penultimate features [N, 128] (the ReLU output
+        before the final dense layer), e.g. for a Fréchet distance on speech."""
+        if self._embedder is None:
+            self._embedder = keras.Model(self.model.input,
+                                         self.model.get_layer("embedding").output)
+        return self._batched(self._embedder, audio, batch_size)
 
     def predict(self, audio) -> np.ndarray:
         return self.logits(audio).argmax(axis=1)
@@ -166,45 +170,59 @@ class DigitClassifier:
         try:
             with open(path) as f:
                 config = json.load(f)
-            model = build_network(config["num_classes"], config["length"])
+            if config.get("architecture") != ARCHITECTURE:
+                raise ValueError(f"architecture {config.get('architecture')!r}")
+            model = build_network(config["num_classes"], config["length"],
+                                  **config.get("network", {}))
             model.load_weights(os.path.join(directory, WEIGHTS))
-        except (OSError, ValueError, KeyError) as e:
-            raise ValueError(f"{directory}: not a digit classifier made by "
-                             f"evaluate.py --train-digit-classifier ({e.__class__.__name__})") \
-                from None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{directory}: not a digit classifier ({ARCHITECTURE}) made by "
+                             f"make digit-classifier or evaluate.py --train-digit-classifier "
+                             f"({e.__class__.__name__})") from None
         return cls(model, config)
 
     @classmethod
-    def train(cls, data, out=None, epochs: int = 40, seed: int = 0, heldout: float = 0.2,
-              batch_size: int = 32, log=print) -> "DigitClassifier":
-        """Trains on `data`'s labelled clips, evaluates on the held-out split, saves to `out`."""
+    def fit(cls, audio, labels, epochs: int = 30, seed: int = 0, batch_size: int = 32,
+            log=print, network=None, probs=None, init=None, **config) -> "DigitClassifier":
+        """Trains on arrays (audio [N, LENGTH] at 16 kHz, labels [N]); `network` goes to
+        build_network (band_norm, cepstra, warp), `probs` to augment(), `config` is recorded.
+        init: a DigitClassifier to fine-tune (its network settings win), or None."""
         start = time.perf_counter()
-        keras.utils.set_random_seed(seed)
+        num_classes = int(np.max(labels)) + 1
+        network = {"band_norm": False, "cepstra": 20, "warp": 1.0, **(network or {})}
+        if init is not None:
+            if init.config["num_classes"] != num_classes or init.length != LENGTH:
+                raise ValueError(f"cannot fine-tune a {init.config['num_classes']}-class "
+                                 f"classifier on {num_classes} classes")
+            network = {**network, **init.config.get("network", {})}
+            config["fine_tuned_from"] = init.config.get("data", "a digit classifier")
+        probs = {**AUGMENT_PROBS, **(probs or {})}
+        model = fit_model(audio, labels, epochs, seed, batch_size, num_classes, log, probs,
+                          None if init is None else init.model, **network)
+        return cls(model, {"architecture": ARCHITECTURE, "sample_rate": SAMPLE_RATE,
+                           "length": LENGTH, "hop_length": HOP, "n_mels": N_MELS,
+                           "num_classes": num_classes, "epochs": epochs, "seed": seed,
+                           "batch_size": batch_size, "network": network, "augment": probs,
+                           "train_count": int(len(labels)),
+                           "train_seconds": round(time.perf_counter() - start, 1), **config})
+
+    @classmethod
+    def train(cls, data, out=None, epochs: int = 40, seed: int = 0, heldout: float = 0.2,
+              batch_size: int = 32, log=print, init=None) -> "DigitClassifier":
+        """Trains on `data`'s labelled clips (fine-tuning `init`, a DigitClassifier, if given),
+        evaluates on the held-out split, saves to `out`."""
+        start = time.perf_counter()
         audio, labels, paths = load_labelled(data)
-        num_classes = int(labels.max()) + 1
         train, test = stratified_split(labels, heldout, seed)
-        model = build_network(num_classes)
-        steps = epochs * -(-len(train) // batch_size)
-        schedule = keras.optimizers.schedules.CosineDecay(3e-3, steps)
-        model.compile(keras.optimizers.AdamW(schedule, weight_decay=1e-2),
-                      keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        rng = np.random.default_rng(seed)
-        for epoch in range(epochs):
-            order = rng.permutation(train)
-            history = model.fit(augment(audio[order], rng), labels[order], batch_size=batch_size,
-                                epochs=1, shuffle=False, verbose=0)
-            if log and (epoch + 1) % 10 == 0:
-                log(f"epoch {epoch + 1}/{epochs}: loss {history.history['loss'][-1]:.3f}")
-        config = {"sample_rate": SAMPLE_RATE, "length": LENGTH, "hop_length": HOP,
-                  "n_mels": N_MELS, "num_classes": num_classes, "data": str(data),
-                  "epochs": epochs, "seed": seed, "split": f"stratified random, {heldout:.0%} "
-                  f"of each label held out", "heldout_files": [paths[i] for i in test],
-                  "train_count": int(len(train))}
-        classifier = cls(model, config)
+        classifier = cls.fit(audio[train], labels[train], epochs, seed, batch_size, log,
+                             probs=AUGMENT_LIGHT, init=init, data=str(data),
+                             split=f"stratified random, {heldout:.0%} of each label held out",
+                             heldout_files=[paths[i] for i in test])
         result = classifier.accuracy(audio[test], labels[test])
-        config.update(heldout_accuracy=result["overall"], heldout_count=result["count"],
-                      heldout_per_class=result["per_class"],
-                      train_seconds=round(time.perf_counter() - start, 1))
+        classifier.config.update(heldout_accuracy=result["overall"],
+                                 heldout_count=result["count"],
+                                 heldout_per_class=result["per_class"],
+                                 train_seconds=round(time.perf_counter() - start, 1))
         if out is not None:
             classifier.save(out)
         return classifier
