@@ -94,9 +94,12 @@ def report_checks(report: dict) -> list:
                              f"{classifier.get('split')})"))
         engine = classifier.get("heldout_engine_accuracy")
         if engine is not None:
+            each = classifier.get("heldout_engine_accuracies") or {}
             checks.append(_check(engine >= MIN_CLASSIFIER_ACCURACY,
                                  f"digit classifier: held-out-engine accuracy "
-                                 f"{100 * engine:.1f} %"))
+                                 f"{100 * engine:.1f} % (the worst engine" +
+                                 ("".join(f"; {k} {100 * v:.1f} %" for k, v in each.items())
+                                  if each else "") + ")"))
         else:
             checks.append(_check(False, "digit classifier: no held-out-engine accuracy in its "
                                         "config (heldout_engine_accuracy): its accuracy on "
