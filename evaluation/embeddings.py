@@ -14,9 +14,9 @@ pretrained/digit-classifier): a classifier trained elsewhere, like any SavedMode
 domain by `evaluate.py --check-embedding`, whose result is cached under the embedding's id
 (a 3-epoch classifier fails on speech: features must be trained to be trusted).
 
-Digit classifier: the penultimate features (max over time of the last conv block, before
-dropout and the dense layer) of evaluation/digit_classifier.py's network, as the DiffWave
-paper's SC09 FID uses its classifier's features; 16 kHz, 1 s windows.
+Digit classifier: the features before its dense layers (FAD_LAYER: max over time of the last
+conv block) of evaluation/digit_classifier.py's network, as the DiffWave paper's SC09 FID uses
+its classifier's features; 16 kHz, 1 s windows.
 """
 from __future__ import annotations
 
@@ -34,11 +34,14 @@ DOMAINS = ("speech", "music")
 # Passed the ordering check (figures in docs/evaluation.md; re-run by tests/test_fad_ordering.py)
 DECLARED = {"birdnet": ("music",), "digit-classifier": ("speech",)}
 CLASSIFIER_DIRS = (ROOT / "pretrained" / "digit-classifier", ROOT / "runs" / "digit_classifier")
-PENULTIMATE = "max_over_time"
+# The FAD features: the last conv block's bands × channels, max over time (before the dense
+# layers). The 128-d dense features are trained to ignore noise (0–30 dB SNR augmentation), so
+# their FAD barely moves at 30/20 dB and fails the ordering check; these keep it.
+FAD_LAYER = "max_over_time"
 
 
 class DigitClassifierEmbedder:
-    """The digit classifier's penultimate features: windows [n, 16000] at 16 kHz →
+    """The digit classifier's FAD_LAYER features: windows [n, 16000] at 16 kHz →
     ([n, D], None)."""
     name = "digit-classifier"
     labels: list = []
@@ -57,17 +60,14 @@ class DigitClassifierEmbedder:
         self.batch_size = batch_size
         self._features = None
         weights = next(iter(sorted(Path(directory).glob("*.weights.h5"))), None)
-        self.id = f"digit-classifier:{_file_id(weights) if weights else directory}"
+        self.id = f"digit-classifier:{_file_id(weights) if weights else directory}:{FAD_LAYER}"
 
     def embed(self, audio):
-        """audio [n, window] → [n, D]: DigitClassifier.embed where it exists, else the output of
-        the network's `max_over_time` layer."""
-        if hasattr(self.classifier, "embed"):
-            return np.asarray(self.classifier.embed(audio))
+        """audio [n, window] → [n, D]: the output of the network's FAD_LAYER."""
         if self._features is None:
             import keras
             model = self.classifier.model
-            self._features = keras.Model(model.input, model.get_layer(PENULTIMATE).output)
+            self._features = keras.Model(model.input, model.get_layer(FAD_LAYER).output)
         return np.concatenate([self._features(audio[i:i + self.batch_size], training=False)
                                .numpy() for i in range(0, len(audio), self.batch_size)])
 
