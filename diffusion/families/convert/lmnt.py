@@ -50,6 +50,7 @@ def lmnt_params(state, raw, where):
                  f"diffusion.beta_end={float(schedule[-1])!r}",
                  "diffusion.loss=l1",
                  f"data.sample_rate={int(raw.get('sample_rate', 22050))}",
+                 "data.normalize=none",          # lmnt trains on the raw int16/32768 level
                  f"data.crop_samples={int(raw.get('crop_mel_frames', 62)) * hop}"]
     if "inference_noise_schedule" in raw:
         overrides.append("diffusion.inference_betas=" + json.dumps(
