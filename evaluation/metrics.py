@@ -15,13 +15,7 @@ import scipy.linalg
 def gaussian_stats(embeddings):
     """(μ [d], Σ [d, d]) of the rows of `embeddings` [n, d]: the sample mean and the unbiased
     (n − 1) covariance, in float64. Needs n ≥ 2."""
-    x = np.asarray(embeddings, np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"embeddings must be [n, d], got shape {list(x.shape)}")
-    if x.shape[0] < 2:
-        raise ValueError(f"need at least 2 embeddings for a covariance, got {x.shape[0]}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("embeddings contain NaN or Inf")
+    x = _check_samples("embeddings", embeddings)
     return x.mean(axis=0), np.cov(x, rowvar=False)
 
 
@@ -156,7 +150,7 @@ def frechet_distance_samples(x1, x2) -> float:
 def _check_samples(name, x):
     x = np.asarray(x, np.float64)
     if x.ndim != 2:
-        raise ValueError(f"{name} must be embeddings [n, d], got shape {list(x.shape)}")
+        raise ValueError(f"{name} must be [n, d], got shape {list(x.shape)}")
     if x.shape[0] < 2:
         raise ValueError(f"{name}: need at least 2 embeddings for a covariance, got {x.shape[0]}")
     if not np.all(np.isfinite(x)):

@@ -20,7 +20,7 @@ def test_sample_space_fad_equals_the_d_space_formula(n1, n2, d):
 
 
 def test_sample_fad_rejects_bad_shapes():
-    with pytest.raises(ValueError, match=r"x1 must be embeddings \[n, d\]"):
+    with pytest.raises(ValueError, match=r"x1 must be \[n, d\]"):
         frechet_distance_samples(np.zeros(5), np.zeros((5, 2)))
     with pytest.raises(ValueError, match="one embedding size, got 3 and 2"):
         frechet_distance_samples(np.zeros((5, 3)), np.zeros((5, 2)))
