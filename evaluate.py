@@ -32,7 +32,8 @@ labels for a class-conditional run; with --generated the clips (and labels, from
 metadata.jsonl) are read instead.
 IS-style score (BirdNET only): exp(E_x KL(p(y|x) ‖ p(y))) over BirdNET's 6522 sigmoid outputs
 normalised to sum to 1 per window. Digit accuracy (class-conditional runs, or a --generated
-dir with labels): the classifier of `--train-digit-classifier` (evaluation/digit_classifier.py) on the generated
+dir with labels): --digit-classifier (default pretrained/digit-classifier, evaluation/digit_classifier.py;
+`make digit-classifier` remakes it, --train-digit-classifier fine-tunes it) on the generated
 clips against their labels. Writes OUT/report.json, OUT/report.md and OUT/samples/ (WAVs +
 metadata.jsonl, re-usable with --generated). Reference statistics are cached
 (dataset/cache/fad, or --cache / $AUDIO_DIFFUSION_CACHE/fad) under a fingerprint of every
