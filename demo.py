@@ -78,14 +78,16 @@ def vocoder_section(run, out, seed):
 
 
 def digits_section(run, out, seed):
-    """One class-conditional clip per digit."""
-    import tensorflow as tf
+    """One class-conditional clip (1 s) per digit, from any class-conditional family."""
     from diffusion.families.registry import load_run
     params, family, model = load_run(run)
+    if family.conditioning != "class":
+        raise ValueError(f"{run}: not a class-conditional run")
     rate = params.data.sample_rate
     scheduler = family.scheduler(family.default_sampler)
-    shape = [10, params.data.crop_samples, 1]
-    audio = family.sample(model, scheduler, shape, {"label": tf.range(10)}, seed).numpy()[..., 0]
+    cond = family.class_condition(list(range(10)))
+    x = family.sample(model, scheduler, family.sample_shape(10, 1.0, cond), cond, seed)
+    audio = family.to_audio(x.numpy())[0]                       # [10, T]
     return "Class-conditional digits (one per class)", [
         write_clip(out, f"digit_{d}_{DIGITS[d]}", audio[d], rate, f"generated: '{DIGITS[d]}'")
         for d in range(10)]

@@ -14,8 +14,9 @@ import io
 
 import numpy as np
 
+from data.features import F_MIN, mel_matrix
+
 N_MELS = 80
-F_MIN = 20.0
 FLOOR_DB = -100.0
 
 
@@ -39,14 +40,10 @@ def log_mel_db(audio, sample_rate: int, n_mels: int = N_MELS):
     padded = np.pad(audio, (n_fft // 2, n_fft // 2 + max(0, n_fft - len(audio))))
     spec = tf.abs(tf.signal.stft(padded, n_fft, hop, n_fft)).numpy()
     power = (spec / (np.hanning(n_fft).sum() / 2.0)) ** 2          # a full-scale sine → 1
+    # The vocoder's filterbank (HTK mel, 20 Hz … sr/2, triangles peaking at 1: a tone in a
+    # band keeps its power, as on a spectrum analyser); its corners give the axis below.
     edges_mel = np.linspace(_hz_to_mel(F_MIN), _hz_to_mel(sample_rate / 2.0), n_mels + 2)
-    edges = _mel_to_hz(edges_mel)                                  # triangle corners (Hz)
-    bins = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
-    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    weights = np.maximum(0.0, np.minimum((bins - lower) / (centre - lower),
-                                         (upper - bins) / (upper - centre)))
-    # Peak-normalised triangles: a tone in a band keeps its power, as on a spectrum analyser.
-    mel = power @ weights.T
+    mel = power @ mel_matrix(n_fft, sample_rate, n_mels).numpy()
     db = np.maximum(10.0 * np.log10(np.maximum(mel, 1e-12)), FLOOR_DB)
     frames = len(db)
     times = (np.arange(frames + 1) - 0.5) * hop / sample_rate

@@ -19,6 +19,8 @@ both use the same STFT bins; n_mels may differ.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -53,20 +55,26 @@ def image_to_log_mel(images, mel, n_mels: int, gain_db: float):
     return out.reshape(images.shape[:-2] + out.shape[-2:])
 
 
+@functools.lru_cache(maxsize=8)
+def _filterbank_inverse(sample_rate: int, hop_length: int, n_mels: int):
+    """The vocoder filterbank's FilterbankInverse, made once per setting (its pseudo-inverse)."""
+    from data.mel import FilterbankInverse
+    return FilterbankInverse(mel_matrix(4 * hop_length, sample_rate, n_mels).numpy().T)
+
+
 def log_mel_to_audio(log_mel, sample_rate: int, hop_length: int, n_iter: int = 32,
                      seed: int = 0) -> np.ndarray:
     """Griffin-Lim from a DiffWave log-mel [(B,) frames, n_mels] (data/features.log_mel) →
     audio [(B,) frames·hop − 1]: undo the dB scaling, invert the magnitude filterbank by
     non-negative least squares (FilterbankInverse), then Mel's fast Griffin-Lim (n_fft = 4·hop).
     The baseline a neural vocoder must beat."""
-    from data.mel import FilterbankInverse, Mel
     log_mel = np.asarray(log_mel, np.float32)
     frames, n_mels = log_mel.shape[-2:]
-    n_fft = 4 * hop_length
-    matrix = mel_matrix(n_fft, sample_rate, n_mels).numpy()
-    target = log_mel_to_mel_magnitude(log_mel.reshape((-1, frames, n_mels)), n_fft)  # M·|X|
-    magnitude = FilterbankInverse(matrix.T)(target)             # |X| [B, frames, bins]
-    mel = Mel(x_res=frames, y_res=n_mels, sample_rate=sample_rate, n_fft=n_fft,
-              hop_length=hop_length, n_iter=max(n_iter, 1))
+    from data.mel import Mel
+    target = log_mel_to_mel_magnitude(log_mel.reshape((-1, frames, n_mels)), 4 * hop_length)
+    magnitude = _filterbank_inverse(sample_rate, hop_length, n_mels)(target)   # |X|
+    # A Mel per call: its Griffin-Lim traces with the clip's static length.
+    mel = Mel(x_res=frames, y_res=n_mels, sample_rate=sample_rate, n_fft=4 * hop_length,
+              hop_length=hop_length)
     audio = mel.griffin_lim(magnitude, n_iter, seed)
     return audio.reshape(log_mel.shape[:-2] + audio.shape[-1:])

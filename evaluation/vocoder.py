@@ -146,25 +146,22 @@ def is_vocoder_run(run_dir) -> bool:
 
 
 def write_sets(report, out) -> dict:
-    """OUT/<group>-<version>/ WAVs + metadata.jsonl (labels for digits), re-usable with
-    `evaluate.py --generated`; returns {(group, version): directory}."""
-    import json
+    """OUT/<group>-<version>/ WAVs + metadata.jsonl (labels for digits; report.write_samples),
+    re-usable with `evaluate.py --generated`; returns {(group, version): directory}."""
     import os
 
-    import soundfile as sf
-    dirs = {}
-    for name, clip in report["audio"].items():
+    from evaluation.report import write_samples
+    sets = {}
+    for clip in report["audio"].values():
         group = "digits" if clip["label"] >= 0 else "music"
         for version in VERSIONS:
-            directory = os.path.join(out, f"{group}-{version}")
-            dirs[(group, version)] = directory
-            os.makedirs(directory, exist_ok=True)
-            wav = os.path.splitext(os.path.basename(name))[0] + ".wav"
-            sf.write(os.path.join(directory, wav), clip[version], report["sample_rate"],
-                     subtype="PCM_16")
-            row = {"path": wav, **({"label": int(clip["label"])} if clip["label"] >= 0 else {})}
-            with open(os.path.join(directory, "metadata.jsonl"), "a") as f:
-                f.write(json.dumps(row) + "\n")
+            sets.setdefault((group, version), []).append((clip[version], clip["label"]))
+    dirs = {}
+    for (group, version), rows in sets.items():
+        dirs[(group, version)] = os.path.join(out, f"{group}-{version}")
+        labels = [label for _, label in rows] if group == "digits" else None
+        write_samples(dirs[(group, version)], [(a, report["sample_rate"]) for a, _ in rows],
+                      labels)
     return dirs
 
 

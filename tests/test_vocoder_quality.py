@@ -113,18 +113,28 @@ def test_demo_plays_a_pretrained_vocoder(tiny_vocoder, tmp_path, capsys):
     import re
     from demo import main as demo
     from export import main as export
+    from train import main as train
     pretrained = tmp_path / "pretrained"
     assert export(["--run", str(tiny_vocoder), "--out", str(pretrained / "vocoder"),
                    "--format", "pretrained"]) == 0
     assert demo(["--pretrained", str(pretrained), "--out", str(tmp_path / "demo")]) == 0
     printed = capsys.readouterr().out
     assert "skipped digits" in printed and "vocoder: 33 clips" in printed
-    page = (tmp_path / "demo" / "index.html").read_text()
+    digits = str(ROOT / "dataset/splits/heldout-digits.jsonl")
+    assert train(["--model", "diffwave", "--data", digits,
+                  "--run", str(tmp_path / "digits"), "--preset", "tiny", "--set",
+                  "network.conditioning=class", "--steps", "2"]) == 0
+    assert export(["--run", str(tmp_path / "digits"), "--out", str(pretrained / "digits"),
+                   "--format", "pretrained"]) == 0
+    assert demo(["--pretrained", str(pretrained), "--out", str(tmp_path / "demo2")]) == 0
+    assert "digits: 10 clips" in capsys.readouterr().out
+    page = (tmp_path / "demo2" / "index.html").read_text()
     sources = re.findall(r'<audio controls preload="none" src="([^"]+)"', page)
-    assert len(sources) == 33                    # 10 digits + 1 chorale × real/GL/vocoder
+    assert len(sources) == 43                    # 10 digits + 1 chorale × real/GL/vocoder, 10
+    assert sum(src.startswith("digits/digit_") for src in sources) == 10
     for src in sources:
-        assert (tmp_path / "demo" / src).is_file()
-        assert (tmp_path / "demo" / src).with_suffix(".png").is_file()
+        assert (tmp_path / "demo2" / src).is_file()
+        assert (tmp_path / "demo2" / src).with_suffix(".png").is_file()
     assert demo(["--pretrained", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 2
     assert "no pretrained model under" in capsys.readouterr().err
 
