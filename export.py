@@ -4,10 +4,14 @@ pretrained run (its EMA weights only, for pretrained/).
     python export.py --run runs/digits --out exported/digits [--sampler fast|ddpm|ddim]
         [--steps 50] [--eta 0] [--no-ema] [--chunk-seconds 4]
     python export.py --run runs/vocoder --out pretrained/vocoder --format pretrained
+        [--weights-dtype float16|float32] [--card NOTES.md]
 
---format pretrained writes OUT/params.json and OUT/checkpoints/ckpt-<step> holding the EMA
-weights alone (no raw weights, no optimizer: a third of a training checkpoint), which
-generate.py, evaluate.py and export.py load as they load any run.
+--format pretrained writes OUT/params.json, OUT/checkpoints/weights-<step>.npz holding the EMA
+weights alone (no raw weights, no optimizer; float16 by default: a sixth of a training
+checkpoint), which generate.py, evaluate.py, export.py and train.py --init-from load as they
+load any run, and OUT/README.md, the model card: the network, steps, batch, learning rate and
+training time (from the run's TensorBoard events, over all its sessions), then --card's text
+(the data and the measured figures, with the commands that reproduce them).
 
 Serve it with tf.saved_model.load, tensorflow_hub.load or `saved_model_cli run` (README).
 The output directory must not exist yet (an export never overwrites anything).
@@ -38,6 +42,10 @@ def parse_args(argv=None):
     p.add_argument("--no-ema", dest="ema", action="store_false")
     p.add_argument("--chunk-seconds", type=float, default=4.0,
                    help="denoise in exact overlapping chunks of this length (0: never)")
+    p.add_argument("--weights-dtype", choices=("float16", "float32"), default="float16",
+                   help="--format pretrained: the stored weights' type")
+    p.add_argument("--card", default=None,
+                   help="--format pretrained: markdown appended to the model card")
     return p.parse_args(argv)
 
 
@@ -64,17 +72,52 @@ def main(argv=None) -> int:
 
 
 def package(args, params, model) -> int:
-    """--format pretrained: params.json + the EMA weights as the run's only checkpoint."""
-    from diffusion.training.checkpoints import latest_checkpoint, package_run
-    step = int(latest_checkpoint(args.run).rsplit("-", 1)[1])
+    """--format pretrained: params.json, the EMA weights as the run's only checkpoint, a card."""
+    from diffusion.training.checkpoints import checkpoint_step, latest_checkpoint, package_run
+    notes = ""
+    if args.card is not None:
+        try:
+            with open(args.card, encoding="utf-8") as f:
+                notes = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"--card {args.card}: cannot read it ({e})") from None
+    step = checkpoint_step(latest_checkpoint(args.run))
     os.makedirs(args.out, exist_ok=True)
     params.save(os.path.join(args.out, "params.json"))
-    path = package_run(model, step, args.out)
+    path = package_run(model, step, args.out, args.weights_dtype)
+    with open(os.path.join(args.out, "README.md"), "w", encoding="utf-8") as f:
+        f.write(model_card(args, params, model, step) + ("\n" + notes if notes else ""))
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(args.out)
                for f in files)
-    print(f"packaged {args.run} at step {step} ({'EMA' if args.ema else 'raw'} weights) as "
-          f"{path}; {args.out} is {size / 2**20:.1f} MiB")
+    print(f"packaged {args.run} at step {step} ({'EMA' if args.ema else 'raw'} weights, "
+          f"{args.weights_dtype}) as {path}; {args.out} is {size / 2**20:.1f} MiB")
     return 0
+
+
+def model_card(args, params, model, step) -> str:
+    """The card's generated part: what the weights are and how they were trained."""
+    import numpy as np
+
+    from diffusion.training.history import summary
+    trained = summary(args.run)
+    d, t = params.data, params.train
+    network = ", ".join(f"{k}={v}" for k, v in vars(params.network).items())
+    count = sum(int(np.prod(w.shape)) for w in model.weights)
+    hours = trained["seconds"] / 3600
+    rows = [("model", f"`{params.model}`: {network}"),
+            ("parameters", f"{count:,}"),
+            ("weights", f"{'EMA' if args.ema else 'raw'}, {args.weights_dtype}, step {step}"),
+            ("batch", f"{d.batch_size} × {d.crop_samples} samples at {d.sample_rate} Hz"),
+            ("optimizer", f"Adam, learning rate {t.learning_rate:g} (warm-up {t.warmup_steps}), "
+                          f"EMA decay {t.ema_decay:g}"),
+            ("training time", f"{hours:.1f} h in {trained['sessions']} session(s), "
+                              f"{trained['steps_run']:,} steps run "
+                              f"({trained['steps_run'] / max(trained['seconds'], 1e-9):.2f} "
+                              f"steps/s), from the run's TensorBoard events")]
+    name = os.path.basename(os.path.normpath(args.out))
+    return (f"# {name}\n\nOur own weights, trained with this project's `train.py` and packaged "
+            f"by `export.py --format pretrained` (params in `params.json`).\n\n"
+            "| | |\n| --- | --- |\n" + "".join(f"| {k} | {v} |\n" for k, v in rows))
 
 
 if __name__ == "__main__":

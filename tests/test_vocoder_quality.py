@@ -74,20 +74,43 @@ def tiny_vocoder(tmp_path_factory):
     return run
 
 
-def test_packaged_run_holds_the_ema_weights_alone(tiny_vocoder, tmp_path):
+def test_packaged_run_holds_the_ema_weights_alone(tiny_vocoder, tmp_path, capsys):
     from diffusion.families.registry import load_run
     from export import main as export
-    out = tmp_path / "pretrained"
-    assert export(["--run", str(tiny_vocoder), "--out", str(out), "--format", "pretrained"]) == 0
+    from train import main as train
+    card = tmp_path / "notes.md"
+    card.write_text("## Figures\nmeasured here\n")
+    exact, half = tmp_path / "pretrained32", tmp_path / "pretrained16"
+    assert export(["--run", str(tiny_vocoder), "--out", str(exact), "--format", "pretrained",
+                   "--weights-dtype", "float32"]) == 0
+    assert export(["--run", str(tiny_vocoder), "--out", str(half), "--format", "pretrained",
+                   "--card", str(card)]) == 0
     _, _, ema_model = load_run(tiny_vocoder, use_ema=True)
     _, _, raw_model = load_run(tiny_vocoder, use_ema=False)
-    _, _, packaged = load_run(out)
-    for ema, raw, ours in zip(ema_model.weights, raw_model.weights, packaged.weights):
+    _, _, packaged = load_run(exact)
+    _, _, packaged16 = load_run(half)
+    for ema, ours, ours16 in zip(ema_model.weights, packaged.weights, packaged16.weights):
         np.testing.assert_array_equal(ours.numpy(), ema.numpy())
+        # float16 storage: each weight within half a unit in the last place (2⁻¹¹ relative)
+        np.testing.assert_allclose(ours16.numpy(), ema.numpy(), rtol=2.0 ** -11, atol=6e-8)
     assert any(not np.array_equal(r.numpy(), e.numpy())
                for r, e in zip(raw_model.weights, ema_model.weights))
-    size = lambda d: sum(f.stat().st_size for f in Path(d, "checkpoints").glob("ckpt-4.*"))  # noqa
-    assert size(out) < 0.4 * size(tiny_vocoder)            # no raw weights, no Adam moments
+    size = lambda d, g: sum(f.stat().st_size for f in Path(d, "checkpoints").glob(g))  # noqa
+    training = size(tiny_vocoder, "ckpt-4.*")
+    assert size(exact, "weights-4.npz") < 0.4 * training     # no raw weights, no Adam moments
+    assert size(half, "weights-4.npz") < 0.55 * size(exact, "weights-4.npz")
+    text = (half / "README.md").read_text()
+    assert "| parameters |" in text and "step 4" in text and "float16" in text
+    assert text.rstrip().endswith("measured here")
+    # A packaged run seeds a new run (--init-from) but is not resumed itself.
+    heldout = str(ROOT / "dataset/splits/heldout.jsonl")
+    assert train(["--data", heldout, "--run", str(half), "--steps", "6"]) == 2
+    assert "cannot be resumed; train a new run with --init-from" in capsys.readouterr().err
+    assert train(["--model", "diffwave", "--data", heldout, "--run", str(tmp_path / "tuned"), "--preset", "tiny", "--set",
+                  "network.conditioning=mel", "--init-from", str(half), "--steps", "1"]) == 0
+    (half / "checkpoints" / "weights-4.npz").write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="weights-4.npz: cannot restore"):
+        load_run(half)
 
 
 def test_vocoder_report_scores_real_griffin_lim_and_vocoder(tiny_vocoder):

@@ -1,4 +1,5 @@
-"""Checkpoints: the one restore with its one-line error, and the latest checkpoint of a run.
+"""Checkpoints: the one restore with its one-line error, the latest checkpoint of a run, and
+the packaged weights of pretrained/ runs.
 
     latest = latest_checkpoint(run_dir)                  # run_dir/checkpoints, or None
     restore(tf.train.Checkpoint(model=m, ema=e), latest, partial=True, error=RunError,
@@ -7,12 +8,22 @@
 Every restore in the project goes through `restore` (loading a run for sampling, resuming a
 training run, --init-from, a mel-unet's VAE, a diffgen's DiffAE), so a mismatch always reads
 `<checkpoint>: <what> (<first line of TF's reason>)`.
+
+A packaged run (`package_run`, export.py --format pretrained) holds the sampling weights alone
+as checkpoints/weights-<step>.npz in float16 by default: a third of a training checkpoint's
+size again (no raw weights or Adam slots, half the bytes per weight), so three models fit the
+25 MB of pretrained/. Each array is stored with its variable's path and checked on load.
 """
 from __future__ import annotations
 
+import glob
 import os
+import re
 
+import numpy as np
 import tensorflow as tf
+
+PACKAGED_DTYPES = ("float16", "float32")
 
 
 class RunError(ValueError):
@@ -20,8 +31,21 @@ class RunError(ValueError):
 
 
 def latest_checkpoint(run_dir):
-    """The newest checkpoint prefix in run_dir/checkpoints, or None."""
-    return tf.train.latest_checkpoint(os.path.join(str(run_dir), "checkpoints"))
+    """The newest checkpoint prefix in run_dir/checkpoints (or its packaged weights), or None."""
+    directory = os.path.join(str(run_dir), "checkpoints")
+    found = tf.train.latest_checkpoint(directory)
+    if found is None:
+        packaged = glob.glob(os.path.join(glob.escape(directory), "weights-*.npz"))
+        found = max(packaged, key=checkpoint_step) if packaged else None
+    return found
+
+
+def checkpoint_step(path) -> int:
+    """The step a checkpoint was written at, from its name (ckpt-<step>, weights-<step>.npz)."""
+    match = re.search(r"-(\d+)(\.npz)?$", str(path))
+    if match is None:
+        raise ValueError(f"{path}: not a checkpoint name (ckpt-<step> or weights-<step>.npz)")
+    return int(match.group(1))
 
 
 def restore(checkpoint: tf.train.Checkpoint, path: str, *, partial: bool, error, what: str,
@@ -48,8 +72,7 @@ def load_weights(model, run_dir, ema_decay: float, use_ema: bool, *, error, what
     if latest is None:
         raise error(f"{run_dir}: no checkpoint yet (train it first)")
     if is_packaged(latest):                 # EMA weights only (package_run): nothing to swap
-        restore(tf.train.Checkpoint(model=model), latest, partial=True, error=error, what=what)
-        return latest
+        return load_packaged(model, latest, error=error, what=what)
     ema = EMA(model, ema_decay)
     restore(tf.train.Checkpoint(model=model, ema=ema), latest, partial=True, error=error,
             what=what)
@@ -59,19 +82,42 @@ def load_weights(model, run_dir, ema_decay: float, use_ema: bool, *, error, what
 
 
 def is_packaged(checkpoint_path) -> bool:
-    """True for a checkpoint written by package_run: the model's (EMA) weights, no EMA slots."""
-    try:
-        names = [name for name, _ in tf.train.list_variables(checkpoint_path)]
-    except (tf.errors.OpError, ValueError):
-        return False
-    return not any(name.startswith(("ema/", "optimizer/")) for name in names)
+    """True for the weights package_run writes (the model's EMA weights alone)."""
+    return str(checkpoint_path).endswith(".npz")
 
 
-def package_run(model, step: int, out_dir) -> str:
+def package_run(model, step: int, out_dir, dtype: str = "float16") -> str:
     """Writes `model`'s current weights (load the EMA ones first) as out_dir/checkpoints/
-    ckpt-<step>, the only checkpoint there: a run directory generate.py and evaluate.py load
-    like any other, at a third of a training checkpoint's size (no raw weights, no Adam)."""
+    weights-<step>.npz in `dtype`, the only checkpoint there: a run directory generate.py,
+    evaluate.py and train.py --init-from load like any other."""
+    if dtype not in PACKAGED_DTYPES:
+        raise ValueError(f"weights dtype {dtype!r}: choose from {', '.join(PACKAGED_DTYPES)}")
     directory = os.path.join(str(out_dir), "checkpoints")
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), directory,
-                                         max_to_keep=1)
-    return manager.save(checkpoint_number=step)
+    os.makedirs(directory, exist_ok=True)
+    for old in glob.glob(os.path.join(glob.escape(directory), "weights-*.npz")):
+        os.remove(old)
+    arrays = {f"w{i:04d}": np.asarray(v.numpy(), dtype) for i, v in enumerate(model.weights)}
+    path = os.path.join(directory, f"weights-{int(step)}.npz")
+    np.savez(path, paths=np.array([v.path for v in model.weights]), **arrays)
+    return path
+
+
+def load_packaged(model, path, *, error, what: str) -> str:
+    """package_run's weights into `model` (cast to each variable's dtype); a file that does not
+    match the model's variables one for one (path and shape) raises `error`, one line."""
+    try:
+        with np.load(path) as f:
+            paths = [str(p) for p in f["paths"]]
+            arrays = [f[f"w{i:04d}"] for i in range(len(paths))]
+    except (OSError, KeyError, ValueError) as e:
+        raise error(f"{path}: {what} (unreadable weights file: {str(e)[:100]})") from None
+    weights = model.weights
+    if len(paths) != len(weights):
+        raise error(f"{path}: {what} ({len(paths)} arrays for {len(weights)} variables)")
+    for name, array, var in zip(paths, arrays, weights):
+        if name != var.path or tuple(array.shape) != tuple(var.shape):
+            raise error(f"{path}: {what} ({name} {tuple(array.shape)} where the model has "
+                        f"{var.path} {tuple(var.shape)})")
+    for array, var in zip(arrays, weights):
+        var.assign(array.astype(var.dtype))
+    return str(path)

@@ -26,7 +26,8 @@ import numpy as np
 import tensorflow as tf
 
 from data.figures import clip_figure_png
-from diffusion.training.checkpoints import latest_checkpoint, restore
+from diffusion.training.checkpoints import (is_packaged, latest_checkpoint, load_packaged,
+                                             restore)
 from diffusion.training.ema import EMA
 from diffusion.core.objectives import make_objective
 from diffusion.training.precision import apply_policy
@@ -114,6 +115,13 @@ class Trainer:
         latest = latest_checkpoint(other_run)
         if not latest:
             raise TrainError(f"--init-from {other_run}: no checkpoint there")
+        if is_packaged(latest):             # pretrained/: one set of weights, the EMA's too
+            load_packaged(self.model, latest, error=TrainError, what="cannot load into this "
+                          "model")
+            for shadow, var in zip(self.ema.shadow if self.ema else [],
+                                   self.model.trainable_variables):
+                shadow.assign(var)
+            return latest
         return restore(tf.train.Checkpoint(model=self.model, ema=self.ema), latest, partial=True,
                        error=TrainError, what="cannot restore into this model",
                        prefix="--init-from ")
@@ -124,6 +132,9 @@ class Trainer:
         latest = latest_checkpoint(self.run_dir)
         if not latest:
             return 0
+        if is_packaged(latest):
+            raise TrainError(f"{self.run_dir}: a packaged run (sampling weights only) cannot be "
+                             f"resumed; train a new run with --init-from {self.run_dir}")
         restore(self.checkpoint, latest, partial=False, error=TrainError, width=160,
                 what="cannot restore this checkpoint into the run's model (corrupt, or made "
                      "with other params)")
