@@ -6,6 +6,7 @@
     python evaluate.py --check-embedding [--embedding NAME] [--domain speech|music|all]
     python evaluate.py --compare REPORT.json REPORT.json
     python evaluate.py --run VOCODER_RUN [--reference dataset/splits/heldout.jsonl] [--out DIR]
+    python evaluate.py --run MEL_UNET_RUN --vocoder VOCODER_RUN --reference DIR [--num 1000]
     options: --embedding auto | birdnet | digit-classifier | SAVEDMODEL_DIR
              [--embedding-rate HZ --embedding-window S --embedding-output KEY] ·
              --domain auto | speech | music · --cache DIR · --digit-classifier DIR
@@ -58,6 +59,9 @@ def parse_args(argv=None):
     p.add_argument("--generated", help="a directory of generated audio (instead of sampling)")
     p.add_argument("--reference", help="real audio: a directory or metadata.jsonl")
     p.add_argument("--num", type=int, default=64, help="clips to generate (>= 2)")
+    p.add_argument("--vocoder", default=None, metavar="DIFFWAVE_RUN",
+                   help="mel-unet runs: turn the images into audio with this mel-conditioned "
+                        "DiffWave run instead of Griffin-Lim")
     p.add_argument("--seconds", type=float, default=None,
                    help="generated length and embedding segment (default 1 s for a run, "
                         "else the median generated clip, at most 3 s)")
@@ -103,6 +107,8 @@ def check_args(args):
         raise ValueError("give --reference DIR (real audio to compare with)")
     if args.run is None and args.generated is None:
         raise ValueError("give --run RUN (to sample from) or --generated DIR")
+    if args.vocoder is not None and (args.run is None or args.generated is not None):
+        raise ValueError("--vocoder goes with --run MEL_UNET_RUN (it decodes the sampled images)")
     if args.num < 2:
         raise ValueError(f"--num must be >= 2 (a covariance needs two clips), got {args.num}")
     if args.seconds is not None and not args.seconds > 0:

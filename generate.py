@@ -121,39 +121,6 @@ def check_args(args, params, family):
     family.check_conditioning(args, args.run)
 
 
-def load_vocoder(run_dir, params, family, load_run=None):
-    """(params, family, model) of a mel-conditioned DiffWave run matching this run's Mel."""
-    from data.mel_convert import check_compatible
-    if load_run is None:
-        from diffusion.families.registry import load_run
-    if not family.makes_images:
-        raise ValueError(f"{run_dir}: a vocoder inverts mel-unet images; this run is "
-                         f"{params.model}")
-    vparams, vfamily, vmodel = load_run(run_dir, use_ema=True)
-    if getattr(vparams.network, "conditioning", None) != "mel":
-        raise ValueError(f"{run_dir}: not a mel-conditioned DiffWave run")
-    try:
-        check_compatible(family.mel, vparams.data.sample_rate, vparams.network.hop_length)
-    except ValueError as e:
-        raise ValueError(f"{run_dir}: Mel parameters differ: {e}") from None
-    return vparams, vfamily, vmodel
-
-
-def run_vocoder(vocoder, images, mel, args):
-    """uint8 mel-UNet images → DiffWave audio [N, W·hop] (conditioning: data/mel_convert.py)."""
-    import tensorflow as tf
-    from data.mel_convert import image_to_log_mel
-    vparams, vfamily, vmodel = vocoder
-    gain = args.vocoder_gain_db
-    if gain is None:
-        gain = 10.0 * np.log10(mel.n_fft ** 2 / 16.0) - 24.0
-    cond = image_to_log_mel(images, mel, vparams.network.n_mels, gain)
-    shape = [len(images), cond.shape[1] * vparams.network.hop_length, 1]
-    scheduler = vfamily.scheduler(vfamily.default_sampler)
-    x = vfamily.sample(vmodel, scheduler, shape, {"mel": tf.constant(cond)}, args.seed)
-    return x.numpy()[..., 0]
-
-
 def finite(audio, path):
     """`audio`, or a ValueError when it holds NaN or infinite samples (a damaged file)."""
     if not np.all(np.isfinite(audio)):
@@ -235,6 +202,7 @@ def load(args, load_run=None):
     """(params, family, model, vocoder or None) for parsed `args`, everything checked before any
     work; RunError / ValueError / OSError with a one-line message (a vocoder's prefixed).
     `load_run(run_dir, use_ema)`: registry.load_run, or a caching wrapper of it (app.py)."""
+    from diffusion.families.mel.vocoder import load_vocoder
     from diffusion.families.registry import RunError
     if load_run is None:
         from diffusion.families.registry import load_run
@@ -256,6 +224,7 @@ def generate(args, params, family, model, vocoder=None, progress=None) -> Genera
     AudioError / ValueError / OSError on bad input, with a one-line message."""
     from diffusion.core.sampling import chunked, edge_mask, encode, slerp
     from diffusion.families.base import Request
+    from diffusion.families.mel.vocoder import run_vocoder
     scheduler = family.scheduler(args.sampler, args.steps, args.eta)
     rate = params.data.sample_rate
     cond, shape, seconds, init, other, noise = read_inputs(args, family, model, rate)
@@ -282,7 +251,7 @@ def generate(args, params, family, model, vocoder=None, progress=None) -> Genera
     request = Request(args.num, seconds, args.seed, args.decode_steps)
     audio, images = family.to_audio(x, request)  # Griffin-Lim for mel images; DiffAE decoding
     if vocoder is not None:                     # neural vocoder instead of Griffin-Lim
-        audio = run_vocoder(vocoder, images, family.mel, args)
+        audio = run_vocoder(vocoder, images, family.mel, args.vocoder_gain_db, args.seed)
         rate = vocoder[0].data.sample_rate
     if args.loop:                               # whole bars at the tracked beat, tiled
         from data.beats import make_loop

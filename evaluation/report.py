@@ -121,12 +121,14 @@ def reference_stats(report, embedder, segment, cache_dir=None, log=print):
 
 # ---- the sets that are scored --------------------------------------------------------------
 
-def generate(loaded, num, seconds, seed):
+def generate(loaded, num, seconds, seed, vocoder=None):
     """num clips from a loaded run (its default sampler, EMA weights; batch i of 16 uses
     seed + i): ([(audio, rate)], balanced labels 0, 1, …, 0, 1, … for a class-conditional run,
-    else None). Images (mel-UNet) become audio by the family's own inversion."""
+    else None). Images (mel-UNet) become audio by the family's own inversion, or by `vocoder`
+    (diffusion/families/mel/vocoder.py's load_vocoder)."""
+    from diffusion.families.mel.vocoder import run_vocoder
     params, family, model = loaded
-    rate = params.data.sample_rate
+    rate = params.data.sample_rate if vocoder is None else vocoder[0].data.sample_rate
     scheduler = family.scheduler(family.default_sampler)
     labels = np.arange(num) % params.network.num_classes if family.conditioning == "class" \
         else None
@@ -135,7 +137,11 @@ def generate(loaded, num, seconds, seed):
         n = min(GENERATION_BATCH, num - first)
         cond = {} if labels is None else family.class_condition(labels[first:first + n])
         x = family.sample(model, scheduler, family.sample_shape(n, seconds, cond), cond, seed + i)
-        audio.extend(np.clip(family.to_audio(x.numpy())[0], -1.0, 1.0))      # [n, T]
+        if vocoder is None:
+            clips = family.to_audio(x.numpy())[0]                            # [n, T]
+        else:
+            clips = run_vocoder(vocoder, family.to_images(x.numpy()), family.mel, seed=seed + i)
+        audio.extend(np.clip(clips, -1.0, 1.0))
     return [(a, rate) for a in audio], labels
 
 
@@ -304,10 +310,16 @@ def evaluate(args, log=print):
     start = time.perf_counter()
     ref_sources = find_sources(args.reference)
     domain, why = reference_domain(ref_sources, getattr(args, "domain", "auto"))
-    loaded = None
+    loaded, vocoder = None, None
     if args.run is not None:                         # a missing/broken run fails before work
         from diffusion.families.registry import load_run
         loaded = load_run(args.run)
+        if getattr(args, "vocoder", None) is not None:
+            from diffusion.families.mel.vocoder import load_vocoder
+            try:
+                vocoder = load_vocoder(args.vocoder, *loaded[:2], load_run)
+            except ValueError as e:
+                raise ValueError(f"--vocoder {e}") from None
         if loaded[1].conditioning == "mel" and args.generated is None:
             raise ValueError(f"{args.run} is a mel vocoder: evaluate its outputs with "
                              f"--generated DIR")
@@ -323,7 +335,7 @@ def evaluate(args, log=print):
     out = args.out or (os.path.join(args.run, "eval") if args.generated is None else "out/eval")
     if args.generated is None:
         t = time.perf_counter()
-        clips, labels = generate(loaded, args.num, segment, args.seed)
+        clips, labels = generate(loaded, args.num, segment, args.seed, vocoder)
         log(f"generated {len(clips)} clips of {segment:g} s in {time.perf_counter() - t:.1f} s")
         write_samples(os.path.join(out, "samples"), clips, labels)
     classifier = load_classifier(args.digit_classifier) if labels is not None else None
@@ -332,6 +344,7 @@ def evaluate(args, log=print):
         notes.append(f"{args.run} is class-conditional but {args.generated} has no labels "
                      f"(metadata.jsonl): no digit accuracy.")
     report = {"generated": args.generated or args.run, "run": args.run, "num": len(clips),
+              "vocoder": getattr(args, "vocoder", None),
               "segment_seconds": segment, "domain": domain, "domain_from": why,
               "reference": {"origin": ref_sources.origin, "files": len(ref_sources.sources),
                             "a_files": int(reference["a_files"]),

@@ -66,3 +66,32 @@ def test_generate_with_a_diffwave_vocoder(tmp_path, capsys):
     assert err.startswith("error: --vocoder") and "Mel parameters differ: hop_length" in err, err
     assert main([*args, "--out", str(tmp_path / "x"), "--vocoder", str(tmp_path / "mel")]) == 2
     assert "not a mel-conditioned DiffWave run" in capsys.readouterr().err
+
+
+def test_evaluate_decodes_a_class_conditional_mel_unet_with_the_vocoder(tmp_path, capsys):
+    """evaluate.py --run MEL --vocoder VOC: the sampled images reach the classifier through the
+    vocoder (its rate, its length), with per-class digit accuracy; a non-vocoder is refused."""
+    import json
+
+    from evaluate import main
+    make_untrained_run(tmp_path / "mel", overrides=["network.num_classes=10",
+                                                    "data.sample_rate=16000"])
+    untrained_diffwave(tmp_path / "voc", ["conditioning=mel", "sample_rate=16000",
+                                          "crop_samples=4096", "n_mels=40", "hop_length=256"])
+    reference = str(ROOT / "dataset/splits/heldout-digits.jsonl")
+    args = ["--run", str(tmp_path / "mel"), "--reference", reference, "--num", "10",
+            "--seconds", "0.5", "--cache", str(tmp_path / "cache")]
+    assert main([*args, "--vocoder", str(tmp_path / "voc"), "--out", str(tmp_path / "e")]) == 0
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["vocoder"] == str(tmp_path / "voc") and report["num"] == 10
+    accuracy = report["sets"]["generated"]["digit_accuracy"]
+    assert accuracy["count"] == 10 and sorted(accuracy["per_class"]) == [str(d) for d in range(10)]
+    clips = sorted((tmp_path / "e" / "samples").glob("*.wav"))
+    audio, rate = sf.read(clips[0])
+    assert len(clips) == 10 and rate == 16000 and len(audio) == 32 * 256   # 32 frames · hop
+    capsys.readouterr()
+    assert main([*args, "--vocoder", str(tmp_path / "mel"), "--out", str(tmp_path / "x")]) == 2
+    assert "--vocoder" in capsys.readouterr().err
+    assert main(["--generated", str(tmp_path / "e" / "samples"), "--reference", reference,
+                 "--vocoder", str(tmp_path / "voc")]) == 2
+    assert "--vocoder goes with --run" in capsys.readouterr().err

@@ -122,11 +122,16 @@ class MelUNetFamily(Family):
         x = np.asarray(self.to_latent(tf.constant(image[None, :, :, None])))
         return np.tile(x, [num, 1, 1, 1])
 
+    def to_images(self, x):
+        """Samples [N, H, W, 1] in [−1, 1] (or latents) → uint8 mel images [N, H, W]."""
+        import numpy as np
+        x = np.asarray(self.from_latent(x))                 # latent mode: VAE decoder
+        return np.clip(np.round((x[..., 0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
     def to_audio(self, x, request=None):
         """Images [N, H, W, 1] in [−1, 1] → (audio [N, W·hop − 1] by Griffin-Lim, uint8 images)."""
         import numpy as np
-        x = np.asarray(self.from_latent(x))                 # latent mode: VAE decoder
-        images = np.clip(np.round((x[..., 0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        images = self.to_images(x)
         mel = self.mel
         return np.stack([mel.image_to_audio(image) for image in images]), images
 
