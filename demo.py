@@ -7,7 +7,8 @@ For each model under --pretrained that is there (see pretrained/README.md):
   vocoder/  the mel vocoder on held-out clips (dataset/splits/heldout.jsonl): one spoken digit
             per class and a chorale excerpt, each as the real clip, Griffin-Lim from its
             log-mel (the baseline) and the vocoder from the same log-mel;
-  digits/   a class-conditional DiffWave: one clip per digit (0–9);
+  digits/   a class-conditional model (DiffWave, or a mel-UNet whose images the vocoder above
+            turns into audio, Griffin-Lim without it): one clip per digit (0–9);
   chorales/ a mel-UNet: generated chorale excerpts, inverted by the vocoder when it is there.
 Writes OUT/<model>/*.wav and *.png (waveform + log-mel, data/figures.py) and OUT/index.html.
 """
@@ -78,17 +79,28 @@ def vocoder_section(run, out, seed):
 
 
 def digits_section(run, out, seed):
-    """One class-conditional clip (1 s) per digit, from any class-conditional family."""
+    """One class-conditional clip (1 s) per digit, from any class-conditional family; a
+    mel-UNet's images go through the pretrained vocoder beside it when there is one."""
+    from diffusion.families.mel.vocoder import load_vocoder, run_vocoder
     from diffusion.families.registry import load_run
     params, family, model = load_run(run)
     if family.conditioning != "class":
         raise ValueError(f"{run}: not a class-conditional run")
-    rate = params.data.sample_rate
+    rate, how = params.data.sample_rate, ""
+    vocoder_run = os.path.join(os.path.dirname(os.path.normpath(run)), "vocoder")
+    vocoder = None
+    if family.makes_images and os.path.isfile(os.path.join(vocoder_run, "params.json")):
+        vocoder = load_vocoder(vocoder_run, params, family)
     scheduler = family.scheduler(family.default_sampler)
     cond = family.class_condition(list(range(10)))
     x = family.sample(model, scheduler, family.sample_shape(10, 1.0, cond), cond, seed)
-    audio = family.to_audio(x.numpy())[0]                       # [10, T]
-    return "Class-conditional digits (one per class)", [
+    if vocoder is not None:
+        audio = run_vocoder(vocoder, family.to_images(x.numpy()), family.mel, seed=seed)
+        rate, how = vocoder[0].data.sample_rate, " (mel-UNet → vocoder)"
+    else:
+        audio = family.to_audio(x.numpy())[0]                   # [10, T]
+        how = " (mel-UNet → Griffin-Lim)" if family.makes_images else ""
+    return f"Class-conditional digits, one per class{how}", [
         write_clip(out, f"digit_{d}_{DIGITS[d]}", audio[d], rate, f"generated: '{DIGITS[d]}'")
         for d in range(10)]
 

@@ -95,3 +95,16 @@ def test_evaluate_decodes_a_class_conditional_mel_unet_with_the_vocoder(tmp_path
     assert main(["--generated", str(tmp_path / "e" / "samples"), "--reference", reference,
                  "--vocoder", str(tmp_path / "voc")]) == 2
     assert "--vocoder goes with --run" in capsys.readouterr().err
+    # make demo: a class-conditional mel-UNet under pretrained/digits is played through the
+    # vocoder beside it.
+    import shutil
+
+    from demo import main as demo
+    shutil.copytree(tmp_path / "mel", tmp_path / "pretrained" / "digits")
+    shutil.copytree(tmp_path / "voc", tmp_path / "pretrained" / "vocoder")
+    assert demo(["--pretrained", str(tmp_path / "pretrained"), "--out", str(tmp_path / "d")]) == 0
+    assert "digits: 10 clips" in capsys.readouterr().out
+    page = (tmp_path / "d" / "index.html").read_text()
+    assert "one per class (mel-UNet → vocoder)" in page
+    audio, rate = sf.read(tmp_path / "d" / "digits" / "digit_3_three.wav")
+    assert rate == 16000 and len(audio) == 64 * 256                   # 1 s: 64 frames
