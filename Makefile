@@ -17,7 +17,8 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: venv bench-venv ui ui-test test test-portable parity demo demo-train bench bench-pipeline \
-	bench-evaluate bench-diffwave dataset digit-classifier clean
+	bench-evaluate bench-diffwave dataset digit-classifier pretrain-vocoder pretrain-digits \
+	pretrained-eval clean
 
 venv: $(STAMP)
 
@@ -102,6 +103,25 @@ demo-train: $(STAMP)
 	$(PY) train.py --model diffwave --data dataset/chorales --run runs/demo-train --preset tiny \
 		--steps 3000
 	$(PY) generate.py --run runs/demo-train --seconds 2 --num 2 --out runs/demo-train/samples
+
+# The pretrained generative models (issue #15; pretrained/README.md), trained on 2 CPU cores in
+# the background: re-running resumes from the run's last checkpoint, PRETRAIN_STEPS is where to
+# stop. Package a run with export.py --format pretrained (its card: pretrained/README.md).
+PRETRAIN_STEPS ?= 200000
+pretrain-vocoder: $(STAMP)
+	$(PY) train.py --model diffwave --preset vocoder --data dataset/splits/train.jsonl \
+		--run runs/pretrain/vocoder --steps $(PRETRAIN_STEPS)
+pretrain-digits: $(STAMP)
+	$(PY) train.py --model mel-unet --preset digits --data dataset/splits/train-digits.jsonl \
+		--run runs/pretrain/digits --steps $(PRETRAIN_STEPS)
+
+# The README's quality table, from the bundled models (reports in runs/pretrained-eval).
+pretrained-eval: $(STAMP)
+	$(PY) evaluate.py --run pretrained/vocoder --out runs/pretrained-eval/vocoder
+	$(PY) evaluate.py --run pretrained/digits --vocoder pretrained/vocoder --num 1000 \
+		--reference dataset/splits/train-digits.jsonl --out runs/pretrained-eval/digits-vocoder
+	$(PY) evaluate.py --run pretrained/digits --num 1000 \
+		--reference dataset/splits/train-digits.jsonl --out runs/pretrained-eval/digits-gl
 
 # Parity with the PyTorch originals (tests/parity), in .venv-torch: each test prints its
 # maximum error (docs/coming-from-pytorch.md).

@@ -23,6 +23,15 @@ PRESETS = {
     "small": {**_MEL, "data": {**_MEL["data"], "crop_samples": 64 * 512 - 1, "batch_size": 8},
               "network": {"x_res": 64, "y_res": 64, "block_channels": (32, 64, 64, 128),
                           "attention": (0, 0, 1, 0), "norm_groups": 16}},
+    # pretrained/digits: "small" on 1 s spoken digits at 16 kHz (64 frames of hop 256), one-hot
+    # labels; a higher learning rate with a short warm-up for CPU budgets.
+    "digits": {**_MEL, "data": {**_MEL["data"], "sample_rate": 16000, "crop_samples": 64 * 256 - 1,
+                                "batch_size": 8},
+               "network": {"x_res": 64, "y_res": 64, "n_fft": 1024, "hop_length": 256,
+                           "block_channels": (32, 64, 64, 128), "attention": (0, 0, 1, 0),
+                           "norm_groups": 16, "num_classes": 10},
+               "train": {**_MEL["train"], "learning_rate": 3e-4, "warmup_steps": 200,
+                         "log_every": 100, "audio_every": 1000000}},
     # teticio/audio-diffusion-256: 256×256, blocks (128, 128, 256, 256, 512, 512).
     "base": {**_MEL, "data": {**_MEL["data"], "crop_samples": 256 * 512 - 1}},
 }
