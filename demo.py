@@ -9,7 +9,8 @@ For each model under --pretrained that is there (see pretrained/README.md):
             log-mel (the baseline) and the vocoder from the same log-mel;
   digits/   a class-conditional model (DiffWave, or a mel-UNet whose images the vocoder above
             turns into audio, Griffin-Lim without it): one clip per digit (0–9);
-  chorales/ a mel-UNet: generated chorale excerpts, inverted by the vocoder when it is there.
+  chorales/ an unconditional mel-UNet: two generated chorale excerpts and a variation of a
+            held-out chorale, inverted by the vocoder when its Mel matches (else Griffin-Lim).
 Writes OUT/<model>/*.wav and *.png (waveform + log-mel, data/figures.py) and OUT/index.html.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from params import quiet_tensorflow  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 HELDOUT = ROOT / "dataset" / "splits" / "heldout.jsonl"
+HELDOUT_CHORALES = ROOT / "dataset" / "splits" / "heldout-chorales.jsonl"
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 CHORALE_SECONDS = 4.0
 
@@ -78,34 +80,65 @@ def vocoder_section(run, out, seed):
     return "Mel vocoder on held-out clips (real · Griffin-Lim · vocoder)", entries
 
 
-def digits_section(run, out, seed):
-    """One class-conditional clip (1 s) per digit, from any class-conditional family; a
-    mel-UNet's images go through the pretrained vocoder beside it when there is one."""
+def _decoder(run, params, family):
+    """(decode(x, seed) → audio [N, T], rate, how): a mel-UNet's samples through the pretrained
+    vocoder beside `run` when its Mel matches, else the family's own inversion."""
     from diffusion.families.mel.vocoder import load_vocoder, run_vocoder
+    vocoder_run = os.path.join(os.path.dirname(os.path.normpath(run)), "vocoder")
+    if family.makes_images and os.path.isfile(os.path.join(vocoder_run, "params.json")):
+        try:
+            vocoder = load_vocoder(vocoder_run, params, family)
+        except ValueError as e:
+            print(f"note: {e}; Griffin-Lim instead")
+        else:
+            return (lambda x, seed: run_vocoder(vocoder, family.to_images(x), family.mel,
+                                                seed=seed),
+                    vocoder[0].data.sample_rate, " (mel-UNet → vocoder)")
+    how = " (mel-UNet → Griffin-Lim)" if family.makes_images else ""
+    return (lambda x, seed: family.to_audio(x)[0]), params.data.sample_rate, how
+
+
+def digits_section(run, out, seed):
+    """One class-conditional clip (1 s) per digit, from any class-conditional family."""
     from diffusion.families.registry import load_run
     params, family, model = load_run(run)
     if family.conditioning != "class":
         raise ValueError(f"{run}: not a class-conditional run")
-    rate, how = params.data.sample_rate, ""
-    vocoder_run = os.path.join(os.path.dirname(os.path.normpath(run)), "vocoder")
-    vocoder = None
-    if family.makes_images and os.path.isfile(os.path.join(vocoder_run, "params.json")):
-        vocoder = load_vocoder(vocoder_run, params, family)
+    decode, rate, how = _decoder(run, params, family)
     scheduler = family.scheduler(family.default_sampler)
     cond = family.class_condition(list(range(10)))
     x = family.sample(model, scheduler, family.sample_shape(10, 1.0, cond), cond, seed)
-    if vocoder is not None:
-        audio = run_vocoder(vocoder, family.to_images(x.numpy()), family.mel, seed=seed)
-        rate, how = vocoder[0].data.sample_rate, " (mel-UNet → vocoder)"
-    else:
-        audio = family.to_audio(x.numpy())[0]                   # [10, T]
-        how = " (mel-UNet → Griffin-Lim)" if family.makes_images else ""
+    audio = decode(x.numpy(), seed)                             # [10, T]
     return f"Class-conditional digits, one per class{how}", [
         write_clip(out, f"digit_{d}_{DIGITS[d]}", audio[d], rate, f"generated: '{DIGITS[d]}'")
         for d in range(10)]
 
 
-SECTIONS = {"vocoder": vocoder_section, "digits": digits_section}
+def chorales_section(run, out, seed):
+    """Two generated chorale excerpts and a variation of a held-out chorale (DDIM from its mel
+    image at strength 0.5, teticio's variations)."""
+    from data.features import read_mono
+    from data.sources import find_sources
+    from diffusion.families.registry import load_run
+    params, family, model = load_run(run)
+    if not family.makes_images or family.conditioning != "none":
+        raise ValueError(f"{run}: chorales/ holds an unconditional mel-UNet run")
+    decode, rate, how = _decoder(run, params, family)
+    scheduler = family.scheduler(family.default_sampler)
+    x = family.sample(model, scheduler, family.sample_shape(2, CHORALE_SECONDS), {}, seed)
+    entries = [write_clip(out, f"chorale_{i}", audio, rate, f"generated chorale excerpt {i}")
+               for i, audio in enumerate(decode(x.numpy(), seed))]
+    source = find_sources(str(HELDOUT_CHORALES)).sources[0]
+    init = family.from_audio(read_mono(source.path, params.data.sample_rate), 1)
+    x = family.sample(model, scheduler, list(init.shape), {}, seed, init=init, strength=0.5)
+    name = Path(source.path).stem
+    entries.append(write_clip(out, f"{name}_variation", decode(x.numpy(), seed)[0], rate,
+                              f"variation of {name} (held out), strength 0.5"))
+    return f"Chorales{how}", entries
+
+
+SECTIONS = {"vocoder": vocoder_section, "digits": digits_section,
+            "chorales": chorales_section}
 
 
 def write_page(out, sections, seconds) -> str:

@@ -102,9 +102,13 @@ def test_evaluate_decodes_a_class_conditional_mel_unet_with_the_vocoder(tmp_path
     from demo import main as demo
     shutil.copytree(tmp_path / "mel", tmp_path / "pretrained" / "digits")
     shutil.copytree(tmp_path / "voc", tmp_path / "pretrained" / "vocoder")
+    (tmp_path / "pretrained" / "chorales").mkdir()
+    make_untrained_run(tmp_path / "pretrained" / "chorales", overrides=["data.sample_rate=16000"])
     assert demo(["--pretrained", str(tmp_path / "pretrained"), "--out", str(tmp_path / "d")]) == 0
-    assert "digits: 10 clips" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "digits: 10 clips" in printed and "chorales: 3 clips" in printed
     page = (tmp_path / "d" / "index.html").read_text()
-    assert "one per class (mel-UNet → vocoder)" in page
+    assert "one per class (mel-UNet → vocoder)" in page and "Chorales (mel-UNet → vocoder)" in page
+    assert "variation of" in page and (tmp_path / "d" / "chorales" / "chorale_1.png").is_file()
     audio, rate = sf.read(tmp_path / "d" / "digits" / "digit_3_three.wav")
     assert rate == 16000 and len(audio) == 64 * 256                   # 1 s: 64 frames
