@@ -7,10 +7,10 @@ For each model under --pretrained that is there (see pretrained/README.md):
   vocoder/  the mel vocoder on held-out clips (dataset/splits/heldout.jsonl): one spoken digit
             per class and a chorale excerpt, each as the real clip, Griffin-Lim from its
             log-mel (the baseline) and the vocoder from the same log-mel;
-  digits/   a class-conditional model (DiffWave, or a mel-UNet whose images the vocoder above
-            turns into audio, Griffin-Lim without it): one clip per digit (0–9);
+  digits/   a class-conditional model (DiffWave, or a mel-UNet: its images through Griffin-Lim
+            and, when its Mel matches, through the vocoder above): one clip per digit (0–9);
   chorales/ an unconditional mel-UNet: two generated chorale excerpts and a variation of a
-            held-out chorale, inverted by the vocoder when its Mel matches (else Griffin-Lim).
+            held-out chorale, decoded as the digits are.
 Writes OUT/<model>/*.wav and *.png (waveform + log-mel, data/figures.py) and OUT/index.html.
 """
 from __future__ import annotations
@@ -80,22 +80,35 @@ def vocoder_section(run, out, seed):
     return "Mel vocoder on held-out clips (real · Griffin-Lim · vocoder)", entries
 
 
-def _decoder(run, params, family):
-    """(decode(x, seed) → audio [N, T], rate, how): a mel-UNet's samples through the pretrained
-    vocoder beside `run` when its Mel matches, else the family's own inversion."""
+def _decoders(run, params, family):
+    """[(suffix, label, decode(x, seed) → audio [N, T], rate)]: the family's own inversion
+    (Griffin-Lim for a mel-UNet), then for a mel-UNet the pretrained vocoder beside `run` when
+    its Mel matches, so the page plays both (the README's quality table says which is better)."""
     from diffusion.families.mel.vocoder import load_vocoder, run_vocoder
+    own = [("", "Griffin-Lim" if family.makes_images else "",
+            lambda x, seed: family.to_audio(x)[0], params.data.sample_rate)]
     vocoder_run = os.path.join(os.path.dirname(os.path.normpath(run)), "vocoder")
-    if family.makes_images and os.path.isfile(os.path.join(vocoder_run, "params.json")):
-        try:
-            vocoder = load_vocoder(vocoder_run, params, family)
-        except ValueError as e:
-            print(f"note: {e}; Griffin-Lim instead")
-        else:
-            return (lambda x, seed: run_vocoder(vocoder, family.to_images(x), family.mel,
-                                                seed=seed),
-                    vocoder[0].data.sample_rate, " (mel-UNet → vocoder)")
-    how = " (mel-UNet → Griffin-Lim)" if family.makes_images else ""
-    return (lambda x, seed: family.to_audio(x)[0]), params.data.sample_rate, how
+    if not family.makes_images or not os.path.isfile(os.path.join(vocoder_run, "params.json")):
+        return own
+    try:
+        vocoder = load_vocoder(vocoder_run, params, family)
+    except ValueError as e:
+        print(f"note: {e}; Griffin-Lim only")
+        return own
+    return own + [("_vocoder", "vocoder",
+                   lambda x, seed: run_vocoder(vocoder, family.to_images(x), family.mel,
+                                               seed=seed), vocoder[0].data.sample_rate)]
+
+
+def _write_decoded(out, decoders, x, seed, names, titles):
+    """Each sample of x through each decoder: OUT/<name><suffix>.wav/.png, titled."""
+    entries = []
+    for suffix, label, decode, rate in decoders:
+        audio = decode(x, seed)
+        entries += [write_clip(out, name + suffix, clip, rate,
+                               title + (f" → {label}" if label else ""))
+                    for name, title, clip in zip(names, titles, audio)]
+    return entries
 
 
 def digits_section(run, out, seed):
@@ -104,37 +117,38 @@ def digits_section(run, out, seed):
     params, family, model = load_run(run)
     if family.conditioning != "class":
         raise ValueError(f"{run}: not a class-conditional run")
-    decode, rate, how = _decoder(run, params, family)
     scheduler = family.scheduler(family.default_sampler)
     cond = family.class_condition(list(range(10)))
     x = family.sample(model, scheduler, family.sample_shape(10, 1.0, cond), cond, seed)
-    audio = decode(x.numpy(), seed)                             # [10, T]
-    return f"Class-conditional digits, one per class{how}", [
-        write_clip(out, f"digit_{d}_{DIGITS[d]}", audio[d], rate, f"generated: '{DIGITS[d]}'")
-        for d in range(10)]
+    return "Class-conditional digits, one per class", _write_decoded(
+        out, _decoders(run, params, family), x.numpy(), seed,
+        [f"digit_{d}_{DIGITS[d]}" for d in range(10)],
+        [f"generated: '{DIGITS[d]}'" for d in range(10)])
 
 
 def chorales_section(run, out, seed):
     """Two generated chorale excerpts and a variation of a held-out chorale (DDIM from its mel
     image at strength 0.5, teticio's variations)."""
+    import numpy as np
+
     from data.features import read_mono
     from data.sources import find_sources
     from diffusion.families.registry import load_run
     params, family, model = load_run(run)
     if not family.makes_images or family.conditioning != "none":
         raise ValueError(f"{run}: chorales/ holds an unconditional mel-UNet run")
-    decode, rate, how = _decoder(run, params, family)
     scheduler = family.scheduler(family.default_sampler)
     x = family.sample(model, scheduler, family.sample_shape(2, CHORALE_SECONDS), {}, seed)
-    entries = [write_clip(out, f"chorale_{i}", audio, rate, f"generated chorale excerpt {i}")
-               for i, audio in enumerate(decode(x.numpy(), seed))]
     source = find_sources(str(HELDOUT_CHORALES)).sources[0]
     init = family.from_audio(read_mono(source.path, params.data.sample_rate), 1)
-    x = family.sample(model, scheduler, list(init.shape), {}, seed, init=init, strength=0.5)
+    v = family.sample(model, scheduler, list(init.shape), {}, seed, init=init, strength=0.5)
     name = Path(source.path).stem
-    entries.append(write_clip(out, f"{name}_variation", decode(x.numpy(), seed)[0], rate,
-                              f"variation of {name} (held out), strength 0.5"))
-    return f"Chorales{how}", entries
+    decoders = _decoders(run, params, family)
+    return "Chorales", (
+        _write_decoded(out, decoders, x.numpy(), seed, ["chorale_0", "chorale_1"],
+                       ["generated chorale excerpt 0", "generated chorale excerpt 1"])
+        + _write_decoded(out, decoders, np.asarray(v), seed, [f"{name}_variation"],
+                         [f"variation of {name} (held out), strength 0.5"]))
 
 
 SECTIONS = {"vocoder": vocoder_section, "digits": digits_section,

@@ -106,9 +106,10 @@ def test_evaluate_decodes_a_class_conditional_mel_unet_with_the_vocoder(tmp_path
     make_untrained_run(tmp_path / "pretrained" / "chorales", overrides=["data.sample_rate=16000"])
     assert demo(["--pretrained", str(tmp_path / "pretrained"), "--out", str(tmp_path / "d")]) == 0
     printed = capsys.readouterr().out
-    assert "digits: 10 clips" in printed and "chorales: 3 clips" in printed
+    assert "digits: 20 clips" in printed and "chorales: 6 clips" in printed   # GL + vocoder
     page = (tmp_path / "d" / "index.html").read_text()
-    assert "one per class (mel-UNet → vocoder)" in page and "Chorales (mel-UNet → vocoder)" in page
-    assert "variation of" in page and (tmp_path / "d" / "chorales" / "chorale_1.png").is_file()
-    audio, rate = sf.read(tmp_path / "d" / "digits" / "digit_3_three.wav")
+    assert "generated: &#x27;three&#x27; → vocoder" in page and "→ Griffin-Lim" in page
+    assert "strength 0.5 → vocoder" in page
+    assert (tmp_path / "d" / "chorales" / "chorale_1_vocoder.png").is_file()
+    audio, rate = sf.read(tmp_path / "d" / "digits" / "digit_3_three_vocoder.wav")
     assert rate == 16000 and len(audio) == 64 * 256                   # 1 s: 64 frames
