@@ -115,12 +115,13 @@ pretrain-digits: $(STAMP)
 	$(PY) train.py --model mel-unet --preset digits --data dataset/splits/train-digits.jsonl \
 		--run runs/pretrain/digits --steps $(PRETRAIN_STEPS)
 
-# The README's quality table, from the bundled models (reports in runs/pretrained-eval).
+# The README's quality table, from the bundled models (reports in runs/pretrained-eval). --num 150:
+# FAD at the n of the reference's half B (150 clips); 100 per class (--num 1000) takes ~30 min.
 pretrained-eval: $(STAMP)
 	$(PY) evaluate.py --run pretrained/vocoder --out runs/pretrained-eval/vocoder
-	$(PY) evaluate.py --run pretrained/digits --vocoder pretrained/vocoder --num 1000 \
+	$(PY) evaluate.py --run pretrained/digits --vocoder pretrained/vocoder --num 150 \
 		--reference dataset/splits/train-digits.jsonl --out runs/pretrained-eval/digits-vocoder
-	$(PY) evaluate.py --run pretrained/digits --num 1000 \
+	$(PY) evaluate.py --run pretrained/digits --num 150 \
 		--reference dataset/splits/train-digits.jsonl --out runs/pretrained-eval/digits-gl
 
 # Parity with the PyTorch originals (tests/parity), in .venv-torch: each test prints its

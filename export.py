@@ -101,7 +101,9 @@ def model_card(args, params, model, step) -> str:
     from diffusion.training.history import summary
     trained = summary(args.run)
     d, t = params.data, params.train
-    network = ", ".join(f"{k}={v}" for k, v in vars(params.network).items())
+    net = vars(params.network)
+    network = ", ".join(f"{k}={v}" for k, v in net.items()       # a class count only if used
+                        if k != "num_classes" or net.get("conditioning", "class") == "class")
     count = sum(int(np.prod(w.shape)) for w in model.weights)
     hours = trained["seconds"] / 3600
     rows = [("model", f"`{params.model}`: {network}"),
