@@ -100,12 +100,15 @@ def _decoders(run, params, family):
                                                seed=seed), vocoder[0].data.sample_rate)]
 
 
-def _write_decoded(out, decoders, x, seed, names, titles):
-    """Each sample of x through each decoder: OUT/<name><suffix>.wav/.png, titled."""
+def _write_decoded(out, decoders, x, seed, names, titles, data_params):
+    """Each sample of x through each decoder: OUT/<name><suffix>.wav/.png, titled, levelled as
+    the training data was (a mel image's dB are relative to its loudest bin: no level of its
+    own)."""
+    from data.pipeline import normalize
     entries = []
     for suffix, label, decode, rate in decoders:
         audio = decode(x, seed)
-        entries += [write_clip(out, name + suffix, clip, rate,
+        entries += [write_clip(out, name + suffix, normalize(clip, data_params).numpy(), rate,
                                title + (f" → {label}" if label else ""))
                     for name, title, clip in zip(names, titles, audio)]
     return entries
@@ -123,7 +126,7 @@ def digits_section(run, out, seed):
     return "Class-conditional digits, one per class", _write_decoded(
         out, _decoders(run, params, family), x.numpy(), seed,
         [f"digit_{d}_{DIGITS[d]}" for d in range(10)],
-        [f"generated: '{DIGITS[d]}'" for d in range(10)])
+        [f"generated: '{DIGITS[d]}'" for d in range(10)], params.data)
 
 
 def chorales_section(run, out, seed):
@@ -146,9 +149,10 @@ def chorales_section(run, out, seed):
     decoders = _decoders(run, params, family)
     return "Chorales", (
         _write_decoded(out, decoders, x.numpy(), seed, ["chorale_0", "chorale_1"],
-                       ["generated chorale excerpt 0", "generated chorale excerpt 1"])
+                       ["generated chorale excerpt 0", "generated chorale excerpt 1"],
+                       params.data)
         + _write_decoded(out, decoders, np.asarray(v), seed, [f"{name}_variation"],
-                         [f"variation of {name} (held out), strength 0.5"]))
+                         [f"variation of {name} (held out), strength 0.5"], params.data))
 
 
 SECTIONS = {"vocoder": vocoder_section, "digits": digits_section,
