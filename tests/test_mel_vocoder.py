@@ -113,3 +113,17 @@ def test_evaluate_decodes_a_class_conditional_mel_unet_with_the_vocoder(tmp_path
     assert (tmp_path / "d" / "chorales" / "chorale_1_vocoder.png").is_file()
     audio, rate = sf.read(tmp_path / "d" / "digits" / "digit_3_three_vocoder.wav")
     assert rate == 16000 and len(audio) == 64 * 256                   # 1 s: 64 frames
+
+
+def test_a_packaged_mel_unet_loads_again_in_the_same_process(tmp_path):
+    """Keras numbers the layers of the second UNet built in a process (dense → dense_25): the
+    packaged weights still load, and the same weights come back."""
+    from diffusion.families.registry import load_run
+    from export import main as export
+    make_untrained_run(tmp_path / "mel")
+    assert export(["--run", str(tmp_path / "mel"), "--out", str(tmp_path / "p"), "--format",
+                   "pretrained", "--weights-dtype", "float32"]) == 0
+    first, second = load_run(tmp_path / "p")[2], load_run(tmp_path / "p")[2]
+    assert any(a.path != b.path for a, b in zip(first.weights, second.weights))
+    for a, b in zip(first.weights, second.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

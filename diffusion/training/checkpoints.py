@@ -102,6 +102,12 @@ def package_run(model, step: int, out_dir, dtype: str = "float16") -> str:
     return path
 
 
+def _unnumbered(path: str) -> str:
+    """A variable path without Keras' per-process layer numbering ("dense_25" → "dense"): the
+    second model of a kind built in one process gets numbered names."""
+    return "/".join(re.sub(r"_\d+$", "", part) for part in path.split("/"))
+
+
 def load_packaged(model, path, *, error, what: str) -> str:
     """package_run's weights into `model` (cast to each variable's dtype); a file that does not
     match the model's variables one for one (path and shape) raises `error`, one line."""
@@ -115,7 +121,7 @@ def load_packaged(model, path, *, error, what: str) -> str:
     if len(paths) != len(weights):
         raise error(f"{path}: {what} ({len(paths)} arrays for {len(weights)} variables)")
     for name, array, var in zip(paths, arrays, weights):
-        if name != var.path or tuple(array.shape) != tuple(var.shape):
+        if _unnumbered(name) != _unnumbered(var.path) or tuple(array.shape) != tuple(var.shape):
             raise error(f"{path}: {what} ({name} {tuple(array.shape)} where the model has "
                         f"{var.path} {tuple(var.shape)})")
     for array, var in zip(arrays, weights):
