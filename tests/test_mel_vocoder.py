@@ -127,3 +127,16 @@ def test_a_packaged_mel_unet_loads_again_in_the_same_process(tmp_path):
     assert any(a.path != b.path for a, b in zip(first.weights, second.weights))
     for a, b in zip(first.weights, second.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_model_only_tf_checkpoint_still_loads(tmp_path):
+    """Runs packaged before the .npz format hold a TF checkpoint of the model alone: they load
+    as they are (no EMA shadows to copy over them)."""
+    from diffusion.families.registry import load_run
+    params, family, model = make_untrained_run(tmp_path / "full")
+    (tmp_path / "old").mkdir()
+    params.save(str(tmp_path / "old" / "params.json"))
+    tf.train.Checkpoint(model=model).save(str(tmp_path / "old" / "checkpoints" / "ckpt"))
+    loaded = load_run(tmp_path / "old")[2]
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

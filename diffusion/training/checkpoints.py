@@ -73,12 +73,23 @@ def load_weights(model, run_dir, ema_decay: float, use_ema: bool, *, error, what
         raise error(f"{run_dir}: no checkpoint yet (train it first)")
     if is_packaged(latest):                 # EMA weights only (package_run): nothing to swap
         return load_packaged(model, latest, error=error, what=what)
+    if not _has_ema(latest):                # a model-only TF checkpoint (the packaging before
+        restore(tf.train.Checkpoint(model=model), latest, partial=True, error=error,   # .npz)
+                what=what)
+        return latest
     ema = EMA(model, ema_decay)
     restore(tf.train.Checkpoint(model=model, ema=ema), latest, partial=True, error=error,
             what=what)
     if use_ema:
         ema.copy_to(model)
     return latest
+
+
+def _has_ema(checkpoint_path) -> bool:
+    try:
+        return any(name.startswith("ema/") for name, _ in tf.train.list_variables(checkpoint_path))
+    except (tf.errors.OpError, ValueError):
+        return True                         # unreadable: the normal restore reports it
 
 
 def is_packaged(checkpoint_path) -> bool:
