@@ -30,12 +30,12 @@ def sessions(run_dir):
                         points.append((int(event.step), float(event.wall_time), rate))
         except tf.errors.DataLossError:                   # a file cut short by a kill: keep
             pass                                          # what was read
-        if len(points) < 1:
+        if not points:
             continue
         points.sort(key=lambda p: p[1])
         (s0, w0, r0), (s1, w1, _) = points[0], points[-1]
-        first = s0 - points[0][0] if len(points) < 2 else points[1][0] - s0
-        head = first / r0 if r0 > 0 else 0.0             # the steps before the first log
+        first = points[1][0] - s0 if len(points) > 1 else 0   # log_every: steps before the
+        head = first / r0 if r0 > 0 else 0.0                # first log, at its rate
         seconds = w1 - w0 + head
         steps = s1 - s0 + first
         out.append((s0 - first, s1, seconds, steps / seconds if seconds > 0 else 0.0))
@@ -43,8 +43,7 @@ def sessions(run_dir):
 
 
 def summary(run_dir) -> dict:
-    """{'sessions', 'seconds', 'steps_run', 'last_step'} over all of the run's sessions."""
+    """{'sessions', 'seconds', 'steps_run'} over all of the run's sessions."""
     found = sessions(run_dir)
     return {"sessions": len(found), "seconds": sum(s[2] for s in found),
-            "steps_run": sum(s[1] - s[0] for s in found),
-            "last_step": max((s[1] for s in found), default=0)}
+            "steps_run": sum(s[1] - s[0] for s in found)}
