@@ -17,7 +17,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: venv bench-venv ui ui-test test test-portable parity demo demo-train bench bench-pipeline \
-	bench-evaluate bench-diffwave dataset digit-classifier pretrain-vocoder pretrain-digits \
+	bench-evaluate bench-diffwave dataset digit-classifier pretrain-vocoder pretrain-digits pretrain-chorales \
 	pretrained-eval clean
 
 venv: $(STAMP)
@@ -114,6 +114,9 @@ pretrain-vocoder: $(STAMP)
 pretrain-digits: $(STAMP)
 	$(PY) train.py --model mel-unet --preset digits --data dataset/splits/train-digits.jsonl \
 		--run runs/pretrain/digits --steps $(PRETRAIN_STEPS)
+pretrain-chorales: $(STAMP)
+	$(PY) train.py --model mel-unet --preset chorales --data dataset/splits/train-chorales.jsonl \
+		--run runs/pretrain/chorales --steps $(PRETRAIN_STEPS)
 
 # The README's quality table, from the bundled models (reports in runs/pretrained-eval). --num 150:
 # FAD at the n of the reference's half B (150 clips); 100 per class (--num 1000) takes ~30 min.

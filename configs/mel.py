@@ -32,6 +32,15 @@ PRESETS = {
                            "norm_groups": 16, "num_classes": 10},
                "train": {**_MEL["train"], "learning_rate": 3e-4, "warmup_steps": 200,
                          "log_every": 100, "audio_every": 1000000}},
+    # pretrained/chorales: "small" on the bundled chorales at 16 kHz, unconditional; hop 512 so a
+    # 64-frame image spans 2 s (a bar or so), n_fft 2048 for 75 % overlap (Griffin-Lim needs it).
+    "chorales": {**_MEL, "data": {**_MEL["data"], "sample_rate": 16000,
+                                  "crop_samples": 64 * 512 - 1, "batch_size": 8},
+                 "network": {"x_res": 64, "y_res": 64, "n_fft": 2048, "hop_length": 512,
+                             "block_channels": (32, 64, 64, 128), "attention": (0, 0, 1, 0),
+                             "norm_groups": 16},
+                 "train": {**_MEL["train"], "learning_rate": 3e-4, "warmup_steps": 200,
+                           "log_every": 100, "audio_every": 1000000}},
     # teticio/audio-diffusion-256: 256×256, blocks (128, 128, 256, 256, 512, 512).
     "base": {**_MEL, "data": {**_MEL["data"], "crop_samples": 256 * 512 - 1}},
 }
