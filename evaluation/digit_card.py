@@ -68,13 +68,18 @@ def write_card(directory, config: dict) -> None:
     warp = network.get("warp", 1.0)
     warp = (f"a random frequency warp of the mel axis (VTLP, ×1/{warp:g}..×{warp:g}) and "
             if warp > 1 else "")
+    share = config.get("augment", {}).get("revoice", 0.0)
+    revoice = (f"re-voicing on {share:.0%} (the clip's LPC envelope, formants ×0.88–1.12, "
+               f"driven by a pulse train on a new F0 glide or noise: a formant-synthesiser "
+               f"version of the talker), " if share else "")
     cepstra = network.get("cepstra", 0)
     norm = (f"liftered to its first {cepstra} cepstral coefficients (the spectral envelope: "
             f"the source's harmonics smoothed away), " if cepstra else "") + norm
     Path(directory, "README.md").write_text(CARD.format(**{
         **config, "folds": fold_table(config.get("folds", {})),
         "robust": robustness_table(config["robustness"]),
-        "minutes": config["train_seconds"] / 60, "norm": norm, "warp": warp}))
+        "minutes": config["train_seconds"] / 60, "norm": norm, "warp": warp,
+        "revoice": revoice}))
 
 
 CARD = """# Spoken-digit classifier (issue #18)
@@ -86,15 +91,17 @@ Our own weights (`model.weights.h5`, {architecture}), made by `make digit-classi
 **Data**: {train_count} one-second clips of "zero".."nine" from `dataset/build_voices.py`
 (built at set-up, not committed): espeak-ng (8 English accents × its ~100 voice variants,
 100–280 wpm, pitch 5–95), flite (kal, kal16, awb, rms, slt; speed and F0 varied) and festival
-(kal and ked diphones, slt HTS; speed, F0 / semitone shift varied). No recording of a real
-person is in it. The bundled `dataset/digits` clips were not trained on.
+(kal and ked diphones, slt HTS; speed, F0 / semitone shift varied) and, if the corpus has
+them, Kokoro-82M's neural voices (`dataset/build_kokoro.py`: five voices of real speakers
+reading US-English phonemes, blended, speed ×0.8–1.25). No recording of a real person is in
+it. The bundled `dataset/digits` clips were not trained on.
 
 **Front end / network**: 1 s at 16 kHz (of a longer clip the loudest second) → log-mel
 ({n_mels} bands, hop 10 ms), {norm} → in training {warp}SpecAugment (2 frequency masks
 ≤ 8 bands, 2 time masks ≤ 12 frames) → four 3×3 conv blocks (16, 32, 48, 64 channels) → max
 over time → dense 128 + ReLU (the embedding) → dense 10.
 
-**Augmentation** (every epoch a fresh draw; evaluation/digit_augment.py): tape-speed ±20 %
+**Augmentation** (every epoch a fresh draw; evaluation/digit_augment.py): {revoice}tape-speed ±20 %
 (speed and pitch), time shift ±0.1 s, synthetic room reverb (exponentially decaying noise,
 RT60 0.15–0.9 s) on 40 %, white / pink / babble noise at 0–30 dB SNR on 80 %, a random
 ±8 dB EQ on 50 %, the telephone band (300–3400 Hz) on 20 %, level −30..0 dB peak with 10 %

@@ -3,10 +3,13 @@ model's recipe (issue #18): `make digit-classifier`, or
 
     python -m evaluation.digit_crossval [--corpus dataset/cache/voices] [--epochs 20]
         [--out pretrained/digit-classifier] [--only loeo,final,lovo] [--work runs/digit_crossval]
+        [--revoice 0.3]       (the LPC re-voicing augmentation on that share of clips; off)
+    python -m evaluation.digit_crossval --corpus dataset/cache/voices-kokoro --only score:kokoro
+        (the committed classifier on Kokoro's neural voices, which it never heard)
 
-The corpus is dataset/build_voices.py's (espeak-ng, flite, festival; tagged by engine, voice
-and speaker). LOEO: three folds, each trained on two engines and tested on every clip of the
-third. LOVO: LOVO_FOLDS, each holding out whole speakers (a CMU speaker with every engine
+The corpus is dataset/build_voices.py's (espeak-ng, flite, festival, Kokoro; tagged by engine,
+voice and speaker). LOEO: a fold per engine, each trained on the others and tested on every
+clip of the held-out one. LOVO: LOVO_FOLDS, each holding out whole speakers (a CMU speaker with every engine
 that uses their recordings, e.g. slt in flite and festival, plus espeak-ng accents) from
 training. Every fold model is also scored on the bundled dataset/digits clips of what it held
 out. The final classifier trains on the whole corpus (the bundled clips stay unseen) and is
@@ -27,8 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.digit_augment import AUGMENT_PROBS
+
 ROOT = Path(__file__).resolve().parent.parent
-ENGINES = ("espeak-ng", "flite", "festival")
+ENGINES = ("espeak-ng", "flite", "festival", "kokoro")   # those in the corpus are folds
 # Held-out speakers per LOVO fold: every CMU speaker once (kal = flite kal/kal16 + festival kal,
 # slt = flite + festival slt), and four espeak-ng accents.
 LOVO_FOLDS = (("awb", "ked", "en-gb-scotland"), ("slt", "rms", "en-029"),
@@ -84,18 +89,19 @@ def by_group(classifier, audio, labels, groups) -> dict:
     return out
 
 
-def run_fold(corpus, name, column, held, epochs, seed, network=None, log=print) -> dict:
+def run_fold(corpus, name, column, held, epochs, seed, network=None, probs=None,
+             log=print) -> dict:
     from evaluation.digit_classifier import DigitClassifier
     train, test = leave_out(corpus[column], held)
     log(f"{name}: train {len(train)} clips, test {len(test)} ({column} {', '.join(held)})")
     clf = DigitClassifier.fit(corpus["audio"][train], corpus["label"][train], epochs, seed,
-                              log=log, network=network)
+                              log=log, network=network, probs=probs)
     result = {"held_out": list(held), "train_count": len(train),
               "train_seconds": clf.config["train_seconds"],
               "corpus": by_group(clf, corpus["audio"][test], corpus["label"][test],
                                  corpus["voice"][test])}
-    if column == "engine":                 # the bundled clips of the held-out engine too
-        audio, labels, engine = bundled(held)
+    audio, labels, engine = bundled(held)
+    if column == "engine" and len(labels):  # the bundled clips of the held-out engine too
         result["bundled"] = by_group(clf, audio, labels, engine)
     log(f"{name}: {100 * result['corpus']['all']['accuracy']:.1f} % on held-out clips "
         f"({clf.config['train_seconds']:.0f} s)")
@@ -131,11 +137,11 @@ def cpu_model() -> str:
     return f"{name}, {os.cpu_count()} cores"
 
 
-def train_final(corpus, args, network, settings) -> None:
+def train_final(corpus, args, network, probs, settings) -> None:
     from evaluation.digit_classifier import DigitClassifier
     print(f"final: train {len(corpus['label'])} clips")
     clf = DigitClassifier.fit(corpus["audio"], corpus["label"], args.epochs, args.seed,
-                              network=network, settings=settings, cpu=cpu_model(),
+                              network=network, probs=probs, settings=settings, cpu=cpu_model(),
                               data=f"{relative(args.corpus)}/voices.npz (dataset/build_voices.py)")
     robust = robustness(clf, args.seed)
     clf.config.update(heldout_accuracy=robust["clean"]["all"],
@@ -145,6 +151,23 @@ def train_final(corpus, args, network, settings) -> None:
     clf.save(args.out)
     print(f"final: {100 * robust['clean']['all']:.1f} % on the bundled digits; saved to "
           f"{args.out}")
+
+
+def score_engine(corpus, engine: str, out) -> str:
+    """The committed classifier (OUT) on every corpus clip of `engine`, per voice: for voices
+    it never heard (Kokoro's, when OUT was trained without them)."""
+    from evaluation.digit_card import confusions, pct
+    from evaluation.digit_classifier import DigitClassifier
+    keep = corpus["engine"] == engine
+    if not keep.any():
+        raise ValueError(f"the corpus has no {engine} clips")
+    result = by_group(DigitClassifier.load(str(out)), corpus["audio"][keep],
+                      corpus["label"][keep], corpus["voice"][keep])
+    lines = [f"| {relative(out)} on {engine} voices | clips | accuracy | most common confusions |",
+             "|---|---:|---:|---|"]
+    lines += [f"| {voice} | {r['count']} | {pct(r['accuracy'])} | {confusions(r)} |"
+              for voice, r in result.items()]
+    return "\n".join(lines)
 
 
 def write_folds(out, folds: dict, settings: str) -> None:
@@ -175,14 +198,17 @@ def main(argv=None) -> int:
                    help="lifter the log-mel to this many cepstral coefficients (0: off)")
     p.add_argument("--band-norm", action=argparse.BooleanOptionalAction, default=False,
                    help="per-band mean normalisation of the log-mel")
+    p.add_argument("--revoice", type=float, default=AUGMENT_PROBS["revoice"],
+                   help="share of clips re-voiced per epoch (LPC envelope, new source)")
     p.add_argument("--only", default="loeo,final,lovo",
                    help="comma list of loeo, final, lovo (or one fold: loeo:flite, lovo:0), "
-                        "run in that order")
+                        "score:ENGINE (OUT's classifier on that engine's clips), in that order")
     args = p.parse_args(argv)
     plan = {"loeo": [(f"loeo:{e}", "engine", (e,)) for e in ENGINES],
             "lovo": [(f"lovo:{'+'.join(h)}", "speaker", h) for h in LOVO_FOLDS]}
     plan |= {f"loeo:{e}": [f] for e, f in zip(ENGINES, plan["loeo"])}     # single folds too
     plan |= {f"lovo:{i}": [f] for i, f in enumerate(plan["lovo"])}
+    plan |= {f"score:{e}": [] for e in ENGINES}
     parts = args.only.split(",")
     if set(parts) - {*plan, "final"}:
         p.error(f"--only: unknown parts {sorted(set(parts) - {*plan, 'final'})}")
@@ -192,18 +218,31 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     network = {"band_norm": args.band_norm, "cepstra": args.cepstra, "warp": args.warp}
+    probs = {"revoice": args.revoice}
     settings = (f"epochs={args.epochs} seed={args.seed} clips={len(corpus['label'])} "
                 f"network={json.dumps(network, sort_keys=True)}")
+    if args.revoice:              # (the key of the runs before re-voicing had no such part)
+        settings += f" revoice={args.revoice:g}"
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     cache_path = work / "folds.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     for part in parts:
         if part == "final":
-            train_final(corpus, args, network, settings)
+            train_final(corpus, args, network, probs, settings)
+        if part.startswith("score:"):
+            try:
+                print(score_engine(corpus, part.split(":", 1)[1], args.out))
+            except (ValueError, OSError) as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
         for name, column, held in plan.get(part, []):
+            if column == "engine" and held[0] not in set(corpus["engine"].tolist()):
+                print(f"skipped {name}: the corpus has no {held[0]} clips")
+                continue
             if f"{name} {settings}" not in cache:
-                result = run_fold(corpus, name, column, held, args.epochs, args.seed, network)
+                result = run_fold(corpus, name, column, held, args.epochs, args.seed, network,
+                                  probs)
                 # re-read first: another process may be running other folds into the same file
                 cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
                 cache[f"{name} {settings}"] = result

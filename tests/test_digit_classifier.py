@@ -39,14 +39,15 @@ def test_committed_classifier_is_small_and_documents_its_folds():
     assert weights.stat().st_size < 2_000_000
     config = json.loads((PRETRAINED / "config.json").read_text())
     loeo = {k: v for k, v in config["folds"].items() if k.startswith("loeo:")}
-    assert sorted(k.split(":")[1] for k in loeo) == sorted(ENGINES)
+    engines = {k.split(":")[1] for k in loeo}         # the Debian engines; Kokoro only when
+    assert {"espeak-ng", "flite", "festival"} <= engines <= set(ENGINES)   # its corpus had it
     card = (PRETRAINED / "README.md").read_text()
     assert "| held-out engine |" in card and " min on " in card
 
 
 def test_bundled_digits_are_recognised_per_engine(classifier, digits):
     accuracy = per_engine(classifier, *digits)
-    assert set(accuracy) == {*ENGINES, "all"}
+    assert set(accuracy) == {"espeak-ng", "flite", "festival", "all"}   # the bundled engines
     assert all(a >= 0.95 for a in accuracy.values()), accuracy
 
 

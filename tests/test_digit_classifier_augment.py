@@ -112,8 +112,44 @@ def test_augment_is_seeded_bounded_and_varied():
         aug.augment(audio[0], rng)
 
 
+def vowel(f0, formants=(700, 1200, 2600), seconds=1.0):
+    """A pulse train at f0 through three resonators: a synthetic /a/."""
+    from scipy.signal import lfilter
+    n = int(seconds * SR)
+    x = np.zeros(n)
+    x[::int(SR / f0)] = 1.0
+    for f in formants:
+        r, theta = np.exp(-np.pi * 80 / SR), 2 * np.pi * f / SR
+        x = lfilter([1.0], [1, -2 * r * np.cos(theta), r * r], x)
+    return (0.3 * x / np.abs(x).max()).astype(np.float32)[None]
+
+
+def envelope_db(x, smooth=400):
+    spec = 10 * np.log10(np.abs(np.fft.rfft(x[0] * np.hanning(x.shape[1]))) ** 2 + 1e-12)
+    return np.convolve(spec, np.ones(smooth) / smooth, "same")[: len(spec) // 2]
+
+
+def f0_of(x):
+    r = np.correlate(x[0, 2000:6000], x[0, 2000:6000], "full")[3999:]
+    lag = 40 + int(np.argmax(r[40:400]))                      # 40–400 Hz
+    return SR / lag
+
+
+def test_revoice_keeps_the_envelope_and_level_and_replaces_the_source():
+    x = vowel(100.0)
+    y = aug.revoice(x, np.random.default_rng(1))
+    again = aug.revoice(x, np.random.default_rng(1))
+    np.testing.assert_array_equal(y, again)
+    assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all()
+    np.testing.assert_allclose(np.sqrt(np.mean(y ** 2)), np.sqrt(np.mean(x ** 2)), rtol=1e-3)
+    assert abs(f0_of(y) - 100.0) > 10.0, f0_of(y)                 # a new pitch
+    same = np.corrcoef(envelope_db(x), envelope_db(y))[0, 1]    # the same vowel, its formants
+    other = vowel(100.0, formants=(300, 2300, 3000))            # moved ≤ 12 %; /i/ is far off
+    assert same > 0.5 and same > np.corrcoef(envelope_db(other), envelope_db(y))[0, 1] + 0.3
+
+
 def test_leave_out_holds_out_every_clip_of_the_group_and_nothing_else():
-    engines = np.array(["espeak-ng", "flite", "festival"] * 7 + ["flite"])
+    engines = np.array(["espeak-ng", "flite", "festival", "kokoro"] * 7 + ["flite"])
     for engine in ENGINES:
         train, test = leave_out(engines, engine)
         assert set(engines[test]) == {engine} and engine not in set(engines[train])
@@ -146,11 +182,14 @@ def test_lovo_folds_hold_out_a_speaker_in_every_engine_that_uses_their_voice():
                     reason="needs espeak-ng, flite and festival (make digit-classifier installs "
                            "them)")
 def test_voice_corpus_builder_tags_every_clip(tmp_path):
-    summary = builder().build(tmp_path, seed=0, per_voice=1)
+    bv = builder()
+    kokoro = bv.available() is None       # the neural voices, when requirements-voices is in
+    summary = bv.build(tmp_path, seed=0, per_voice=1, kokoro=kokoro)
     with np.load(tmp_path / "voices.npz") as data:
         audio, engine, voice, label = data["audio"], data["engine"], data["voice"], data["label"]
     assert audio.shape == (summary["clips"], 16000) and audio.dtype == np.int16
-    assert set(engine) == set(ENGINES) and len(set(voice)) == 8 + 5 + 3
+    assert set(engine) == set(ENGINES[:3 + kokoro])
+    assert len(set(voice)) == 8 + 5 + 3 + 5 * kokoro
     assert all(v.startswith(e + ":") for e, v in zip(engine, voice))
     assert np.bincount(label, minlength=10).min() >= 14
     assert np.all(np.abs(audio).max(axis=1) > 0.2 * 32767)     # peak −12..−1 dBFS
@@ -164,3 +203,25 @@ def test_crossval_cli_refuses_a_missing_corpus_and_unknown_folds(tmp_path, capsy
     with pytest.raises(SystemExit):
         main(["--only", "loeo:nobody"])
     assert "unknown parts ['loeo:nobody']" in capsys.readouterr().err
+
+
+def test_crossval_scores_the_committed_classifier_on_an_engine_it_never_heard(tmp_path, capsys):
+    """--only score:ENGINE: a per-voice table of OUT's classifier on that engine's clips (the
+    bundled word clips stand in for the corpus here), or one line if there are none."""
+    from evaluation.digit_crossval import bundled, main
+    audio, labels, engine = bundled(["flite"])
+    np.savez(tmp_path / "voices.npz", audio=np.round(audio * 32767).astype(np.int16),
+             label=labels, engine=np.array(["kokoro"] * len(labels)),
+             voice=np.array(["kokoro:a", "kokoro:b"] * (len(labels) // 2) + ["kokoro:a"]
+                            * (len(labels) % 2)),
+             speaker=engine, source=engine)
+    out = ["--corpus", str(tmp_path), "--work", str(tmp_path / "w"), "--out",
+           str(ROOT / "pretrained" / "digit-classifier")]
+    assert main([*out, "--only", "score:kokoro"]) == 0
+    printed = capsys.readouterr().out
+    assert "| kokoro:a | " in printed and "| kokoro:b | " in printed
+    row = next(line for line in printed.splitlines() if line.startswith("| all |"))
+    count, accuracy = row.split("|")[2:4]
+    assert int(count) == len(labels) and float(accuracy.strip(" %")) >= 95.0, row
+    assert main([*out, "--only", "score:festival"]) == 2
+    assert capsys.readouterr().err.strip() == "error: the corpus has no festival clips"
