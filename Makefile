@@ -126,6 +126,12 @@ pretrained-eval: $(STAMP)
 		--reference dataset/splits/train-digits.jsonl --out runs/pretrained-eval/digits-vocoder
 	$(PY) evaluate.py --run pretrained/digits --num 150 \
 		--reference dataset/splits/train-digits.jsonl --out runs/pretrained-eval/digits-gl
+	$(PY) evaluate.py --run pretrained/chorales --num 57 \
+		--reference dataset/splits/train-chorales.jsonl --out runs/pretrained-eval/chorales
+	$(PY) -m evaluation.decoder_ceiling --run pretrained/chorales \
+		--reference dataset/splits/train-chorales.jsonl --out runs/pretrained-eval/chorales-ceiling/audio
+	$(PY) evaluate.py --generated runs/pretrained-eval/chorales-ceiling/audio --seconds 1 \
+		--reference dataset/splits/train-chorales.jsonl --out runs/pretrained-eval/chorales-ceiling
 
 # Parity with the PyTorch originals (tests/parity), in .venv-torch: each test prints its
 # maximum error (docs/coming-from-pytorch.md).

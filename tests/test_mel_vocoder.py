@@ -140,3 +140,22 @@ def test_a_model_only_tf_checkpoint_still_loads(tmp_path):
     loaded = load_run(tmp_path / "old")[2]
     for a, b in zip(model.weights, loaded.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_decoder_ceiling_writes_half_b_through_the_mel_and_griffin_lim(tmp_path, capsys):
+    """evaluation.decoder_ceiling: the reference's odd clips (evaluate.py's real half B), each
+    whole through the run's 8-bit mel image and back; a DiffWave run gets a one-line error."""
+    from evaluation.decoder_ceiling import main
+    make_untrained_run(tmp_path / "mel", overrides=["data.sample_rate=16000"])
+    reference = ROOT / "dataset" / "splits" / "heldout-chorales.jsonl"
+    assert main(["--run", str(tmp_path / "mel"), "--reference", str(reference), "--out",
+                 str(tmp_path / "gl")]) == 0
+    wavs = sorted((tmp_path / "gl").glob("*.wav"))
+    assert [w.stem for w in wavs] == ["chorale_039_bwv375", "chorale_041_bwv322"]
+    audio, rate = sf.read(wavs[0])
+    assert rate == 16000 and abs(len(audio) - 6 * 16000) <= 2 * 256 and audio.std() > 1e-3
+    untrained_diffwave(tmp_path / "voc", ["conditioning=mel", "sample_rate=16000"])
+    assert main(["--run", str(tmp_path / "voc"), "--reference", str(reference), "--out",
+                 str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.strip().endswith("a diffwave run; the ceiling is for "
+                                                     "mel-unet runs")
