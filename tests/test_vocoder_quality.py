@@ -142,7 +142,7 @@ def test_demo_plays_a_pretrained_vocoder(tiny_vocoder, tmp_path, capsys):
                    "--format", "pretrained"]) == 0
     assert demo(["--pretrained", str(pretrained), "--out", str(tmp_path / "demo")]) == 0
     printed = capsys.readouterr().out
-    assert "skipped digits" in printed and "vocoder: 33 clips" in printed
+    assert "skipped digits" in printed and "vocoder: 18 clips" in printed   # 5 digits + 1 chorale
     digits = str(ROOT / "dataset/splits/heldout-digits.jsonl")
     assert train(["--model", "diffwave", "--data", digits,
                   "--run", str(tmp_path / "digits"), "--preset", "tiny", "--set",
@@ -153,7 +153,7 @@ def test_demo_plays_a_pretrained_vocoder(tiny_vocoder, tmp_path, capsys):
     assert "digits: 10 clips" in capsys.readouterr().out
     page = (tmp_path / "demo2" / "index.html").read_text()
     sources = re.findall(r'<audio controls preload="none" src="([^"]+)"', page)
-    assert len(sources) == 43                    # 10 digits + 1 chorale × real/GL/vocoder, 10
+    assert len(sources) == 28                    # 5 digits + 1 chorale × real/GL/vocoder, 10
     assert sum(src.startswith("digits/digit_") for src in sources) == 10
     for src in sources:
         assert (tmp_path / "demo2" / src).is_file()
