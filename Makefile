@@ -84,7 +84,7 @@ test: $(STAMP)
 # and ARM (Eigen kernels: no dilated Conv2DBackpropInput, bf16 emulated). make test runs with
 # this machine's default, and tests/test_portability.py caps oneDNN at AVX2 (no bf16).
 PORTABLE_TESTS := test_diffwave_net test_portability test_training test_multiworker test_export \
-	test_generate_cli test_bad_input_matrix test_samplers test_pretrained
+	test_generate_cli test_bad_input_matrix test_samplers
 test-portable: $(STAMP)
 	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest -q -n 2 --dist loadfile \
 		$(patsubst %,tests/%.py,$(PORTABLE_TESTS))
