@@ -17,7 +17,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: venv bench-venv ui ui-test test test-portable parity demo demo-train bench bench-pipeline \
-	bench-evaluate bench-diffwave dataset digit-classifier pretrain-vocoder pretrain-digits pretrain-chorales \
+	bench-evaluate bench-diffwave dataset digit-classifier pretrain-vocoder pretrain-digits pretrain-digits-cfg pretrain-chorales \
 	pretrained-eval clean
 
 venv: $(STAMP)
@@ -114,6 +114,11 @@ pretrain-vocoder: $(STAMP)
 pretrain-digits: $(STAMP)
 	$(PY) train.py --model mel-unet --preset digits --data dataset/splits/train-digits.jsonl \
 		--run runs/pretrain/digits --steps $(PRETRAIN_STEPS)
+# Classifier-free guidance: the digits model above fine-tuned with 10 % of labels dropped.
+pretrain-digits-cfg: $(STAMP)
+	$(PY) train.py --model mel-unet --preset digits --set network.cfg_drop=0.1 \
+		--data dataset/splits/train-digits.jsonl --run runs/pretrain/digits-cfg \
+		--init-from runs/pretrain/digits --steps $(PRETRAIN_STEPS)
 pretrain-chorales: $(STAMP)
 	$(PY) train.py --model mel-unet --preset chorales --data dataset/splits/train-chorales.jsonl \
 		--run runs/pretrain/chorales --steps $(PRETRAIN_STEPS)

@@ -171,6 +171,7 @@ class Server:
                             f"progress, no cancel)",
                     "run": False, "seconds": served.kind in ("waveform", "class", "text"),
                     "label": served.kind == "class", "text": served.kind == "text",
+                    "guidance": served.kind == "text",
                     "mel": served.kind == "vocoder", "source": False, "mask": False,
                     "vocoder": False, "samplers": ["(fixed)"], "sampler": "(fixed)"}
         params = run_params(path)
@@ -182,6 +183,7 @@ class Server:
             info += f"; labels 0..{params.network.num_classes - 1}"
         return {"info": info, "run": True, "seconds": cond != "mel" and not family.reconstructs,
                 "label": cond == "class", "text": cond == "text", "mel": cond == "mel",
+                "guidance": cond == "text" or bool(getattr(params.network, "cfg_drop", 0)),
                 "source": cond not in ("text", "mel"),
                 "mask": cond not in ("text", "mel") and not family.reconstructs,
                 "vocoder": family.makes_images, "samplers": list(family.samplers),
@@ -348,7 +350,7 @@ def build(server):
             return [f["info"], show(f["seconds"]),
                     gr.update(choices=f["samplers"], value=f["sampler"], visible=f["run"]),
                     show(f["run"]), show(f["run"]), show(f["label"]), show(f["text"]),
-                    show(f["text"]), show(f["text"] and f["run"]), show(f["source"]),
+                    show(f["guidance"]), show(f["text"] and f["run"]), show(f["source"]),
                     show(f["source"]), show(f["mask"]), show(f["mask"]), show(f["mel"]),
                     show(f["vocoder"])]
 

@@ -62,6 +62,9 @@ def parse_args(argv=None):
     p.add_argument("--vocoder", default=None, metavar="DIFFWAVE_RUN",
                    help="mel-unet runs: turn the images into audio with this mel-conditioned "
                         "DiffWave run instead of Griffin-Lim")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="class runs trained with network.cfg_drop: classifier-free guidance "
+                        "scale (default the run's network.guidance; 1 = none)")
     p.add_argument("--seconds", type=float, default=None,
                    help="generated length and embedding segment (default 1 s for a run, "
                         "else the median generated clip, at most 3 s)")

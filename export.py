@@ -4,7 +4,7 @@ pretrained run (its EMA weights only, for pretrained/).
     python export.py --run runs/digits --out exported/digits [--sampler fast|ddpm|ddim]
         [--steps 50] [--eta 0] [--no-ema] [--chunk-seconds 4]
     python export.py --run runs/vocoder --out pretrained/vocoder --format pretrained
-        [--weights-dtype float16|float32] [--card NOTES.md]
+        [--weights-dtype float16|float32] [--card NOTES.md] [--guidance 3]
 
 --format pretrained writes OUT/params.json, OUT/checkpoints/weights-<step>.npz holding the EMA
 weights alone (no raw weights, no optimizer; float16 by default: a sixth of a training
@@ -44,6 +44,9 @@ def parse_args(argv=None):
                    help="denoise in exact overlapping chunks of this length (0: never)")
     p.add_argument("--weights-dtype", choices=("float16", "float32"), default="float16",
                    help="--format pretrained: the stored weights' type")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="--format pretrained: the packaged default classifier-free guidance scale "
+                        "(network.guidance; diffgen, or mel-unet trained with cfg_drop)")
     p.add_argument("--card", default=None,
                    help="--format pretrained: markdown appended to the model card")
     return p.parse_args(argv)
@@ -81,6 +84,12 @@ def package(args, params, model) -> int:
                 notes = f.read()
         except (OSError, UnicodeDecodeError) as e:
             raise ValueError(f"--card {args.card}: cannot read it ({e})") from None
+    if args.guidance is not None:            # a sampling default; the weights are unchanged
+        if not hasattr(params.network, "guidance"):
+            raise ValueError(f"--guidance: {args.run} is a {params.model} run, which has no "
+                             f"classifier-free guidance")
+        params.network.guidance = args.guidance
+        params.validate()
     step = checkpoint_step(latest_checkpoint(args.run))
     os.makedirs(args.out, exist_ok=True)
     params.save(os.path.join(args.out, "params.json"))

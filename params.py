@@ -175,11 +175,21 @@ class MelUNetParams(MelParams):
     num_classes: int = 0              # > 0: class-conditional (labels as one-hot encodings)
     vae_run: str = ""                 # a mel-vae run: diffusion on its latents (latent mode)
     latent_scale: float = 0.18215     # latents × this before diffusion (latent diffusion's factor)
+    cfg_drop: float = 0.0             # class runs: p(label → the null, all-zero one-hot) in training
+    guidance: float = 1.0             # class runs: default sampling scale (1 = no guidance)
 
     def validate(self):
         super().validate()
         _positive(self, "layers_per_block", "norm_groups", "latent_scale")
         _nonnegative(self, "encoding_dim", "num_classes")
+        _check_guidance(self)
+        if (self.cfg_drop or self.guidance != 1.0) and not self.num_classes:
+            raise ParamsError(f"network.cfg_drop / network.guidance are for class-conditional "
+                              f"runs (network.num_classes > 0), got cfg_drop {self.cfg_drop}, "
+                              f"guidance {self.guidance}")
+        if self.guidance != 1.0 and not self.cfg_drop:
+            raise ParamsError(f"network.guidance {self.guidance} needs a model trained with "
+                              f"network.cfg_drop > 0 (the null label's prediction)")
         if self.num_classes and self.encoding_dim not in (0, self.num_classes):
             raise ParamsError(f"network.num_classes {self.num_classes} feeds the UNet one-hot "
                               f"encodings: leave encoding_dim 0 (got {self.encoding_dim})")
@@ -270,12 +280,20 @@ class DiffGenParams:
 
     def validate(self):
         _positive(self, "text_max_length", "text_dim", "latent_channels", "heads",
-                  "head_features", "guidance")
+                  "head_features")
         _levels(self, "channels", "factors", "items", "attentions", "cross_attentions")
-        if not 0.0 <= self.cfg_drop < 1.0:
-            raise ParamsError(f"network.cfg_drop must be in [0, 1), got {self.cfg_drop}")
+        _check_guidance(self)
         if self.text_max_length < 2:
             raise ParamsError(f"network.text_max_length must be >= 2, got {self.text_max_length}")
+
+
+def _check_guidance(section):
+    """Classifier-free guidance: cfg_drop in [0, 1), guidance > 0."""
+    if not 0.0 <= section.cfg_drop < 1.0:
+        raise ParamsError(f"network.cfg_drop must be in [0, 1), got {section.cfg_drop}")
+    if not section.guidance > 0:
+        raise ParamsError(f"network.guidance must be > 0 (1 = no guidance), got "
+                          f"{section.guidance}")
 
 
 def _levels(section, *names):

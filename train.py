@@ -167,6 +167,9 @@ def train_on_images(args, params, strategy) -> int:
     return run_training(args, params, strategy, dataset)
 
 
+SAME_WEIGHTS = ("cfg_drop", "guidance")    # network keys that do not change the weights
+
+
 def check_init_from(other_run, params) -> None:
     """--init-from needs a run of the same model with the same network params."""
     if other_run is None:
@@ -178,7 +181,8 @@ def check_init_from(other_run, params) -> None:
     if other.model != params.model:
         raise ParamsError(f"--init-from {other_run}: model {other.model!r} ≠ {params.model!r}")
     old, new = other.to_dict()["network"], params.to_dict()["network"]
-    diffs = [f"network.{k}: {old[k]!r} vs {new[k]!r}" for k in new if old.get(k) != new[k]]
+    diffs = [f"network.{k}: {old.get(k)!r} vs {new[k]!r}" for k in new
+             if old.get(k) != new[k] and k not in SAME_WEIGHTS]
     if diffs:
         raise ParamsError(f"--init-from {other_run}: network params differ "
                           f"({'; '.join(diffs[:3])})")

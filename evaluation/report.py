@@ -8,6 +8,7 @@ root (data/cache.py) in fad/.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -200,6 +201,8 @@ def markdown(report) -> str:
                   "| --- |" + " ---: |" * len(per_class),
                   "| accuracy | " + " | ".join(f"{100 * v:.0f} %" for v in per_class.values())
                   + " |"]
+    if report.get("guidance") not in (None, 1.0):
+        lines += ["", f"Sampled with classifier-free guidance {report['guidance']:g}."]
     for note in report["notes"]:
         lines += ["", note]
     lines += ["", f"Wall time {report['seconds']:.1f} s."]
@@ -320,6 +323,12 @@ def evaluate(args, log=print):
                 vocoder = load_vocoder(args.vocoder, *loaded[:2], load_run)
             except ValueError as e:
                 raise ValueError(f"--vocoder {e}") from None
+        guidance = getattr(args, "guidance", None)
+        if guidance is not None:                     # classifier-free guidance of a class run
+            if loaded[1].conditioning != "class":
+                raise ValueError(f"--guidance: {args.run} is not class-conditional")
+            loaded[1].check_args(argparse.Namespace(text=None, guidance=guidance), args.run)
+            loaded[0].network.guidance = guidance
         if loaded[1].conditioning == "mel" and args.generated is None:
             raise ValueError(f"{args.run} is a mel vocoder: evaluate its outputs with "
                              f"--generated DIR")
@@ -345,6 +354,7 @@ def evaluate(args, log=print):
                      f"(metadata.jsonl): no digit accuracy.")
     report = {"generated": args.generated or args.run, "run": args.run, "num": len(clips),
               "vocoder": getattr(args, "vocoder", None),
+              "guidance": getattr(loaded[0].network, "guidance", None) if loaded else None,
               "segment_seconds": segment, "domain": domain, "domain_from": why,
               "reference": {"origin": ref_sources.origin, "files": len(ref_sources.sources),
                             "a_files": int(reference["a_files"]),

@@ -7,6 +7,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from diffusion.core.guidance import draw_keep_mask, guided
 from diffusion.families.base import Family
 
 
@@ -30,8 +31,34 @@ class MelUNetFamily(Family):
         n = self.params.network
         return n.num_classes or n.encoding_dim
 
-    def class_condition(self, labels) -> dict:
-        return {"encoding": tf.one_hot(labels, self.params.network.num_classes)}
+    def class_condition(self, labels, guidance=None) -> dict:
+        """One-hot encodings; with classifier-free guidance (a run trained with cfg_drop > 0)
+        also the scale, `guidance` or network.guidance (1: the conditional pass alone)."""
+        cond = {"encoding": tf.one_hot(labels, self.params.network.num_classes)}
+        scale = self.params.network.guidance if guidance is None else guidance
+        return cond if scale == 1.0 else {**cond, "guidance": float(scale)}
+
+    # -- classifier-free guidance (diffusion/core/guidance.py); the null label is the
+    #    all-zero one-hot, so the UNet's encoding projection contributes only its bias ---------
+    def training_draws(self, batch: int, seed):
+        drop = self.params.network.cfg_drop if self.conditioning == "class" else 0.0
+        return {"class_keep": draw_keep_mask(batch, drop, seed)} if drop else {}
+
+    def denoiser(self, model, cond, training=False):
+        """ε̂(x, t | label); cond["class_keep"] (training) zeroes dropped labels; with
+        cond["guidance"] = s: ε̂_∅ + s·(ε̂_c − ε̂_∅)."""
+        cond = dict(cond)
+        scale, keep = cond.pop("guidance", None), cond.pop("class_keep", None)
+        if keep is not None:
+            cond["encoding"] = _null_where_dropped(cond["encoding"], keep)
+        if scale is None:
+            return super().denoiser(model, cond, training)
+
+        def with_keep(x_t, t, keep):
+            encoding = tf.tile(cond["encoding"], [tf.shape(x_t)[0] // tf.shape(cond["encoding"])[0], 1])
+            return model(self.model_inputs(x_t, t, {"encoding": _null_where_dropped(encoding,
+                                                                                     keep)}))
+        return guided(with_keep, scale)
 
     @property
     def mel(self):
@@ -87,11 +114,13 @@ class MelUNetFamily(Family):
 
     def condition(self, args, model, audio=None) -> dict:
         if self.conditioning == "class":
-            return self.class_condition(tf.fill([args.num], args.label))
+            return self.class_condition(tf.fill([args.num], args.label), args.guidance)
         return {}
 
     def describe(self, args, cond, shape):
-        return f"label {args.label}" if self.conditioning == "class" else None
+        if self.conditioning != "class":
+            return None
+        return f"label {args.label}, guidance {cond.get('guidance', 1.0):g}"
 
     def model_inputs(self, x_t, t, cond):
         return {"image": x_t, "step": t, **cond}
@@ -136,6 +165,20 @@ class MelUNetFamily(Family):
         return np.stack([mel.image_to_audio(image) for image in images]), images
 
     # --- generate.py and export.py ---------------------------------------------------------
+    def check_args(self, args, run: str) -> None:
+        """--guidance only for a class-conditional run trained with network.cfg_drop > 0."""
+        if args.text is not None:
+            raise ValueError(f"{run} is a {self.params.model} run, not text-conditioned; "
+                             f"drop --text")
+        if args.guidance is None:
+            return
+        if not args.guidance > 0:
+            raise ValueError(f"--guidance must be > 0 (1 = no guidance), got {args.guidance}")
+        if args.guidance != 1.0 and not (self.conditioning == "class"
+                                         and self.params.network.cfg_drop):
+            raise ValueError(f"{run} was not trained for classifier-free guidance (a class run "
+                             f"with network.cfg_drop > 0); drop --guidance")
+
     @classmethod
     def add_arguments(cls, parser) -> None:
         parser.add_argument("--vocoder", default=None, metavar="DIFFWAVE_RUN",
@@ -158,3 +201,8 @@ class MelUNetFamily(Family):
         scheduler = self.export_scheduler(args, sampler)
         return (MelSamplerModule(self, model, scheduler),
                 f"{sampler}, {scheduler.num_inference_steps} steps, no conditioning")
+
+
+def _null_where_dropped(encoding, keep):
+    """The one-hot rows where keep [B] is False become the null label (all zeros)."""
+    return encoding * tf.cast(keep, encoding.dtype)[:, None]

@@ -249,8 +249,8 @@ class DiffGenFamily(Family):
     def add_arguments(cls, parser) -> None:
         parser.add_argument("--text", default=None, help="text prompt (diffgen runs)")
         parser.add_argument("--guidance", type=float, default=None,
-                            help="classifier-free guidance scale (diffgen; default "
-                                 "network.guidance, 1 = none)")
+                            help="classifier-free guidance scale (diffgen, and class mel-unet "
+                                 "runs trained with cfg_drop; default network.guidance, 1 = none)")
         parser.add_argument("--decode-steps", type=int, default=50,
                             help="V-sampler steps of the DiffAE decoder (diffgen runs)")
 
