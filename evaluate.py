@@ -198,6 +198,9 @@ def evaluate_vocoder(args) -> int:
             **{k: s["generated"][k] for k in ("fad", "low", "high", "windows")},
             "real": s["real"]["fad"], "noise": s["noise"]["fad"],
             "embedding": fad["embedding"]["name"]}
+        if "sphinx_accuracy" in s["generated"]:          # labelled digits: the second scorer
+            report["groups"][group][version]["sphinx_accuracy"] = \
+                s["generated"]["sphinx_accuracy"]["overall"]
         if version == "vocoder":
             notes += [f"{group} FAD ({fad['embedding']['name']}): {line}"
                       for line in fad["check_lines"]]

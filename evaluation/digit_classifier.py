@@ -51,6 +51,14 @@ def fit_length(audio, length: int = LENGTH, hop: int = HOP) -> np.ndarray:
     return np.stack([clip[s:s + length] for clip, s in zip(audio, best)])
 
 
+def accuracy_table(predicted, labels) -> dict:
+    """{"overall": acc, "per_class": {label: acc}, "count": n} of predictions against labels."""
+    labels = np.asarray(labels)
+    correct = np.asarray(predicted) == labels
+    return {"overall": float(correct.mean()), "count": int(len(labels)),
+            "per_class": {int(c): float(correct[labels == c].mean()) for c in np.unique(labels)}}
+
+
 def load_labelled(data, sample_rate: int = SAMPLE_RATE, length: int = LENGTH):
     """(audio [N, length] mono at sample_rate, labels [N], paths) of the labelled clips of a
     directory / metadata.jsonl (data.sources), through the project's decoder and resampler."""
@@ -144,11 +152,7 @@ class DigitClassifier:
 
     def accuracy(self, audio, labels) -> dict:
         """{"overall": acc, "per_class": {label: acc}, "count": n} on labelled clips."""
-        labels = np.asarray(labels)
-        correct = self.predict(audio) == labels
-        return {"overall": float(correct.mean()), "count": int(len(labels)),
-                "per_class": {int(c): float(correct[labels == c].mean())
-                              for c in np.unique(labels)}}
+        return accuracy_table(self.predict(audio), labels)
 
     def accuracy_on_clips(self, clips, labels) -> dict:
         """accuracy() on [(audio [T], rate)], resampled to the classifier's rate."""

@@ -185,22 +185,35 @@ def markdown(report) -> str:
              f"n: compare figures only at the same n.", "", "## Metric checks", "",
              *[f"- {line}" for line in report["check_lines"]], "",
              "## Figures", "",
-             "| set | n | FAD ↓ [95 % interval] | IS-style ↑ | digit accuracy | top classes |",
-             "| --- | ---: | ---: | ---: | ---: | --- |"]
+             "| set | n | FAD ↓ [95 % interval] | IS-style ↑ | digit accuracy | "
+             "PocketSphinx | top classes |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for name, title in (("generated", "generated"), ("real", "real (reference half B)"),
                         ("noise", "white noise, matched RMS")):
         s = sets[name]
         score = f"{s['is']:.3f}" if s.get("is") is not None else "–"
         acc = s.get("digit_accuracy")
         acc = f"{100 * acc['overall']:.1f} %{acc.get('note', '')}" if acc else "–"
+        sphinx = s.get("sphinx_accuracy")
+        sphinx = f"{100 * sphinx['overall']:.1f} %" if sphinx else "–"
         top = ", ".join(f"{n} {p:.3f}" for n, p in s.get("top_classes", []))
-        lines.append(f"| {title} | {s['windows']} | {fad_cell(s)} | {score} | {acc} | {top} |")
-    per_class = (sets["generated"].get("digit_accuracy") or {}).get("per_class")
-    if per_class:
-        lines += ["", "| digit | " + " | ".join(map(str, per_class)) + " |",
-                  "| --- |" + " ---: |" * len(per_class),
-                  "| accuracy | " + " | ".join(f"{100 * v:.0f} %" for v in per_class.values())
-                  + " |"]
+        lines.append(f"| {title} | {s['windows']} | {fad_cell(s)} | {score} | {acc} | {sphinx} "
+                     f"| {top} |")
+    rows = [(what, (sets["generated"].get(key) or {}).get("per_class"))
+            for what, key in (("digit classifier", "digit_accuracy"),
+                              ("PocketSphinx", "sphinx_accuracy"))]
+    rows = [(what, per_class) for what, per_class in rows if per_class]
+    if rows:
+        classes = list(rows[0][1])
+        lines += ["", "| generated, per digit | " + " | ".join(map(str, classes)) + " |",
+                  "| --- |" + " ---: |" * len(classes)]
+        lines += [f"| {what} | " + " | ".join(f"{100 * per_class.get(c, 0):.0f} %"
+                                             for c in classes) + " |"
+                  for what, per_class in rows]
+    if any("sphinx_accuracy" in sets[name] for name in sets):
+        lines += ["", "PocketSphinx: CMU's US-English acoustic model (trained on real people, "
+                  "never on this project's voices) with a digit grammar; the real row is the "
+                  "reference's half B."]
     if report.get("guidance") not in (None, 1.0):
         lines += ["", f"Sampled with classifier-free guidance {report['guidance']:g}."]
     for note in report["notes"]:
@@ -222,9 +235,12 @@ def real_set(reference, n, seed=0):
     return result
 
 
-def score(clips, labels, reference, embedder, segment, classifier, log=print):
+def score(clips, labels, reference, embedder, segment, classifier, log=print, recognizer=None,
+          real=None):
     """The three sets' figures ({"generated", "real", "noise"}) and notes for the report;
-    `classifier` is a loaded DigitClassifier (or an error message) for labelled clips."""
+    `classifier` is a loaded DigitClassifier (or an error message) for labelled clips,
+    `recognizer` a SphinxDigits (or an error message) scoring them, the noise and `real`
+    ([(audio, rate)], labels: the reference's half B) a second, independent way."""
     noise = white_noise(clips, reference["b_rms"])
     sets, t = {}, time.perf_counter()
     for name, group in (("generated", clips), ("noise", noise)):
@@ -241,6 +257,15 @@ def score(clips, labels, reference, embedder, segment, classifier, log=print):
                      "smaller n and is not compared.")
     if labels is None:
         return sets, notes
+    if isinstance(recognizer, str):
+        notes.append(f"PocketSphinx accuracy: n/a — {recognizer}.")
+    elif recognizer is not None:
+        t = time.perf_counter()
+        for name, group, truth in (("generated", clips, labels), ("noise", noise, labels),
+                                   *((("real", *real),) if real else ())):
+            sets[name]["sphinx_accuracy"] = recognizer.accuracy_on_clips(group, truth)
+        log(f"PocketSphinx: {len(clips) * 2 + len(real[0] if real else [])} clips in "
+            f"{time.perf_counter() - t:.1f} s")
     if isinstance(classifier, str):
         notes.append(f"Digit accuracy: n/a — {classifier}; train one with "
                      f"`python evaluate.py --train-digit-classifier`.")
@@ -252,6 +277,22 @@ def score(clips, labels, reference, embedder, segment, classifier, log=print):
                                       "count": classifier.config["heldout_count"],
                                       "note": " (classifier's held-out)"}
     return sets, notes
+
+
+def load_recognizer():
+    """PocketSphinx with the digit grammar, or why it cannot run here (a string)."""
+    from evaluation.speech_recognizer import SphinxDigits, unavailable
+    return unavailable() or SphinxDigits()
+
+
+def labelled_half_b(ref_sources):
+    """([(audio, rate)], labels) of the reference's half B when every clip has a label."""
+    from data.audio_io import read
+    part = ref_sources.sources[1::2]
+    if not part or any(s.label < 0 for s in part):
+        return None
+    clips = [(mono(a), r) for a, r in (read(s.path) for s in part)]
+    return clips, np.array([s.label for s in part])
 
 
 def reference_domain(ref_sources, domain="auto"):
@@ -348,7 +389,10 @@ def evaluate(args, log=print):
         log(f"generated {len(clips)} clips of {segment:g} s in {time.perf_counter() - t:.1f} s")
         write_samples(os.path.join(out, "samples"), clips, labels)
     classifier = load_classifier(args.digit_classifier) if labels is not None else None
-    sets, notes = score(clips, labels, reference, embedder, segment, classifier, log)
+    recognizer, real = (load_recognizer(), labelled_half_b(ref_sources)) \
+        if labels is not None else (None, None)
+    sets, notes = score(clips, labels, reference, embedder, segment, classifier, log,
+                        recognizer, real)
     if loaded is not None and loaded[1].conditioning == "class" and labels is None:
         notes.append(f"{args.run} is class-conditional but {args.generated} has no labels "
                      f"(metadata.jsonl): no digit accuracy.")

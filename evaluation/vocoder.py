@@ -170,16 +170,18 @@ def markdown(report) -> str:
     lines = [f"# Vocoder: {report['run']}", "",
              f"Held-out clips: {report['data']} · Griffin-Lim {report['griffin_lim_iterations']} "
              f"iterations · sampler {report['sampler']} · seed {report['seed']}", "",
-             "| clips | version | digit accuracy | log-mel L1 (dB) | spectral convergence | "
-             "FAD (n) [95 %] | FAD real · noise |", "|---|---|---|---|---|---|---|"]
+             "| clips | version | digit accuracy | PocketSphinx | log-mel L1 (dB) | "
+             "spectral convergence | FAD (n) [95 %] | FAD real · noise |",
+             "|---|---|---|---|---|---|---|---|"]
     for group, versions in report["groups"].items():
         for version, m in versions.items():
-            acc = f"{100 * m['digit_accuracy']:.1f} %" if "digit_accuracy" in m else "–"
+            acc, sphinx = (f"{100 * m[k]:.1f} %" if k in m else "–"
+                           for k in ("digit_accuracy", "sphinx_accuracy"))
             fad = m.get("fad")
             fad_cell = (f"{fad['fad']:.2f} ({fad['windows']}) [{fad['low']:.2f}, "
                         f"{fad['high']:.2f}]" if fad else "–")
             base = f"{fad['real']:.2f} · {fad['noise']:.2f}" if fad else "–"
-            lines.append(f"| {group} ({m['clips']}) | {version} | {acc} | "
+            lines.append(f"| {group} ({m['clips']}) | {version} | {acc} | {sphinx} | "
                          f"{m['log_mel_l1_db']:.2f} | {m['spectral_convergence']:.3f} | "
                          f"{fad_cell} | {base} |")
     return "\n".join(lines + ["", *report.get("notes", [])]) + "\n"

@@ -297,8 +297,14 @@ def test_report_baselines_and_an_untrained_model(untrained_run, classifier, digi
     assert sorted(accuracy["per_class"]) == [str(d) for d in range(10)] and accuracy["count"] == 30
     assert accuracy["overall"] < 0.5 and sets["noise"]["digit_accuracy"]["overall"] < 0.5
     assert sets["real"]["digit_accuracy"]["overall"] >= 0.95
+    # the second, independent scorer (PocketSphinx, trained on real speech): it recognises
+    # the real half B, not the untrained model's noise nor white noise
+    sphinx = {name: sets[name]["sphinx_accuracy"] for name in sets}
+    assert sphinx["real"]["count"] == 50 and sphinx["real"]["overall"] >= 0.7
+    assert sphinx["generated"]["overall"] < 0.3 and sphinx["noise"]["overall"] < 0.2
     md = (tmp_path / "eval" / "report.md").read_text()
-    assert "| real (reference half B) | 30 |" in md and "| digit | 0 | 1 |" in md
+    assert "| real (reference half B) | 30 |" in md and "| generated, per digit | 0 | 1 |" in md
+    assert "| PocketSphinx | " in md
     assert "## Metric checks" in md and "- ✗ n = 30 < 100" in md
     # the written samples carry their labels: re-evaluating them reads the same set
     samples = tmp_path / "eval" / "samples"
