@@ -14,6 +14,12 @@ import tensorflow as tf
 CFG_SEED_SALT = 7919   # folds the trainer's key into a stream apart from t and ε
 
 
+def check_scale(scale) -> None:
+    """--guidance: a one-line error unless s > 0."""
+    if scale is not None and not scale > 0:
+        raise ValueError(f"--guidance must be > 0 (1 = no guidance), got {scale}")
+
+
 def draw_keep_mask(batch: int, drop_probability: float, seed):
     """keep [B] bool: False (use the null embedding) with probability `drop_probability`."""
     key = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int32), CFG_SEED_SALT)

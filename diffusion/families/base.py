@@ -128,10 +128,12 @@ class Family:
     def check_args(self, args, run: str) -> None:
         """One-line ValueErrors for options this run cannot take (default: --text and
         --guidance, which only text-conditioned families take)."""
-        for flag, value in (("--text", args.text), ("--guidance", args.guidance)):
-            if value is not None:
-                raise ValueError(f"{run} is a {self.params.model} run, not text-conditioned; "
-                                 f"drop {flag}")
+        if args.text is not None:
+            raise ValueError(f"{run} is a {self.params.model} run, not text-conditioned; "
+                             f"drop --text")
+        if args.guidance is not None:
+            raise ValueError(f"{run} is a {self.params.model} run, not trained for "
+                             f"classifier-free guidance; drop --guidance")
 
     def check_conditioning(self, args, run: str) -> None:
         """--label and --mel against the run's conditioning (generate.py checks them last)."""

@@ -33,7 +33,7 @@ def py(*args, env=None):
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory):
     """runs/: digits (unconditional), digits-class, vocoder (mel-conditioned DiffWave), mel
-    (mel-unet), ae (diffae), gen (diffgen); exported/digits: a SavedModel; broken/:
+    (mel-unet), mel-class (class mel-unet with CFG), ae (diffae), gen (diffgen); exported/digits: a SavedModel; broken/:
     a run without a checkpoint and one with unreadable params. Two chains run side by side."""
     root = tmp_path_factory.mktemp("ui")
     r, env = root / "runs", {}                 # the repository's data cache, as other tests
@@ -50,6 +50,9 @@ def runs(tmp_path_factory):
     def others():
         py("train.py", "--model", "mel-unet", "--data", CHORALES, "--run", r / "mel", *tiny,
            env=env)
+        py("train.py", "--model", "mel-unet", "--data", DIGITS, "--run", r / "mel-class", *tiny,
+           "--set", "network.num_classes=10", "--set", "network.cfg_drop=0.1",
+           "--set", "data.sample_rate=16000", env=env)
         py("train.py", "--model", "diffae", "--data", CHORALES, "--run", r / "ae", *tiny,
            env=env)
         py("train.py", "--model", "diffgen", "--autoencoder", r / "ae", "--data", CHORALES,

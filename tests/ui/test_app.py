@@ -52,16 +52,18 @@ def assert_made(status, wavs, count, seconds, rate):
 
 def test_lists_runs_and_savedmodels_under_the_roots_only(client, runs):
     choices = [c[0] for c in client.predict(api_name="/rescan")[0]["choices"]]
-    expected = ["digits", "digits-class", "vocoder", "mel", "ae", "gen", "exported/digits",
+    expected = ["digits", "digits-class", "vocoder", "mel", "mel-class", "ae", "gen",
+                "exported/digits",
                 "broken/empty", "broken/garbage"]
     assert sorted(choices) == sorted(key(runs, n) for n in expected)     # link-out is not there
 
 
 @pytest.mark.parametrize("name,shown,hidden", [
     ("digits", {"source", "mask"}, {"label", "text", "mel", "vocoder"}),
-    ("digits-class", {"label"}, {"text", "mel", "vocoder"}),
+    ("digits-class", {"label"}, {"text", "guidance", "mel", "vocoder"}),
     ("vocoder", {"mel"}, {"label", "text", "source", "seconds"}),
-    ("mel", {"vocoder", "source", "mask"}, {"label", "text", "mel"}),
+    ("mel", {"vocoder", "source", "mask"}, {"label", "text", "guidance", "mel"}),
+    ("mel-class", {"label", "guidance", "vocoder"}, {"text", "mel", "decode_steps"}),
     ("ae", {"source"}, {"mask", "text", "label", "seconds"}),
     ("gen", {"text", "guidance"}, {"source", "label", "mel"}),
     ("exported/digits", {"seconds"}, {"sampler", "source", "label", "text"}),
@@ -109,6 +111,14 @@ def test_audio_to_audio_and_painting(client, runs):
 def test_class_label(client, runs):
     status, wavs, _ = generate(client, runs, "digits-class", label=7)
     assert_made(status, wavs, 1, 0.25, 16000)
+
+
+def test_class_label_with_classifier_free_guidance(client, runs):
+    status, wavs, _ = generate(client, runs, "mel-class", label=3, guidance=2.0, steps=2,
+                               seconds=0.5)
+    assert status.startswith("Made") and "guidance 2" in status, status
+    status, _, _ = generate(client, runs, "digits-class", label=3, guidance=2.0)
+    assert "not trained for classifier-free guidance" in status
 
 
 def test_mel_unet_griffin_lim_variations_and_a_vocoder(client, runs):

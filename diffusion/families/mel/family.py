@@ -3,11 +3,12 @@
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import tensorflow as tf
 
-from diffusion.core.guidance import draw_keep_mask, guided
+from diffusion.core.guidance import check_scale, draw_keep_mask, guided
 from diffusion.families.base import Family
 
 
@@ -167,17 +168,11 @@ class MelUNetFamily(Family):
     # --- generate.py and export.py ---------------------------------------------------------
     def check_args(self, args, run: str) -> None:
         """--guidance only for a class-conditional run trained with network.cfg_drop > 0."""
-        if args.text is not None:
-            raise ValueError(f"{run} is a {self.params.model} run, not text-conditioned; "
-                             f"drop --text")
-        if args.guidance is None:
-            return
-        if not args.guidance > 0:
-            raise ValueError(f"--guidance must be > 0 (1 = no guidance), got {args.guidance}")
-        if args.guidance != 1.0 and not (self.conditioning == "class"
-                                         and self.params.network.cfg_drop):
-            raise ValueError(f"{run} was not trained for classifier-free guidance (a class run "
-                             f"with network.cfg_drop > 0); drop --guidance")
+        guided = self.conditioning == "class" and bool(self.params.network.cfg_drop)
+        if guided:
+            check_scale(args.guidance)
+        super().check_args(argparse.Namespace(text=args.text,
+                                              guidance=None if guided else args.guidance), run)
 
     @classmethod
     def add_arguments(cls, parser) -> None:

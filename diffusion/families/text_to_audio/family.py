@@ -18,7 +18,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from diffusion.core.guidance import draw_keep_mask, guided
+from diffusion.core.guidance import check_scale, draw_keep_mask, guided
 from diffusion.core.sampling import sample
 from diffusion.core.schedulers import VScheduler
 from diffusion.families.base import Family, Request, WaveformFamily
@@ -257,8 +257,7 @@ class DiffGenFamily(Family):
     def check_args(self, args, run: str) -> None:
         if not args.text:
             raise ValueError(f"{run} is a text-to-audio (diffgen) run: give --text \"a prompt\"")
-        if args.guidance is not None and not args.guidance > 0:
-            raise ValueError(f"--guidance must be > 0 (1 = no guidance), got {args.guidance}")
+        check_scale(args.guidance)
         if not 1 <= args.decode_steps <= 1000:
             raise ValueError(f"--decode-steps must be in 1..1000, got {args.decode_steps}")
         if args.from_audio is not None:
