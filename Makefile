@@ -126,13 +126,14 @@ pretrain-chorales: $(STAMP)
 	$(PY) train.py --model mel-unet --preset chorales --data dataset/splits/train-chorales.jsonl \
 		--run runs/pretrain/chorales --steps $(PRETRAIN_STEPS)
 
-# The README's quality table, from the bundled models (reports in runs/pretrained-eval). --num 150:
-# FAD at the n of the reference's half B (150 clips); 100 per class (--num 1000) takes ~30 min.
+# The README's quality table, from the bundled models (reports in runs/pretrained-eval), ~2 h.
+# Digits: 100 clips per class (--num 1000, ~1 h with guidance); --num 150 is the n of the
+# reference's half B, where FAD can be compared with real.
 pretrained-eval: $(STAMP)
 	$(PY) evaluate.py --run pretrained/vocoder --out runs/pretrained-eval/vocoder
 	$(PY) evaluate.py --run pretrained/digits --vocoder pretrained/vocoder --num 150 \
 		--reference dataset/splits/train-digits.jsonl --out runs/pretrained-eval/digits-vocoder
-	$(PY) evaluate.py --run pretrained/digits --num 150 \
+	$(PY) evaluate.py --run pretrained/digits --num 1000 \
 		--reference dataset/splits/train-digits.jsonl --out runs/pretrained-eval/digits-gl
 	$(PY) evaluate.py --run pretrained/chorales --num 57 \
 		--reference dataset/splits/train-chorales.jsonl --out runs/pretrained-eval/chorales

@@ -5,6 +5,8 @@ model's recipe (issue #18): `make digit-classifier`, or
         [--out pretrained/digit-classifier] [--only loeo,final,lovo] [--work runs/digit_crossval]
         [--revoice 0.3]       (the LPC re-voicing augmentation on that share of clips; off)
     python -m evaluation.digit_crossval --corpus dataset/cache/voices-kokoro --only score:kokoro
+    python -m evaluation.digit_crossval --corpus dataset/cache/voices-kokoro --only score:flite \
+        --scorer sphinx                     # PocketSphinx (evaluation/speech_recognizer.py)
         (the committed classifier on Kokoro's neural voices, which it never heard)
 
 The corpus is dataset/build_voices.py's (espeak-ng, flite, festival, Kokoro; tagged by engine,
@@ -153,17 +155,20 @@ def train_final(corpus, args, network, probs, settings) -> None:
           f"{args.out}")
 
 
-def score_engine(corpus, engine: str, out) -> str:
-    """The committed classifier (OUT) on every corpus clip of `engine`, per voice: for voices
-    it never heard (Kokoro's, when OUT was trained without them)."""
+def score_engine(corpus, engine: str, out, scorer: str = "classifier") -> str:
+    """The committed classifier (OUT), or PocketSphinx (scorer "sphinx"), on every corpus clip
+    of `engine`, per voice: for voices it never heard (Kokoro's, when OUT was trained without
+    them; every voice, for PocketSphinx)."""
     from evaluation.digit_card import confusions, pct
     from evaluation.digit_classifier import DigitClassifier
+    from evaluation.speech_recognizer import SphinxDigits
     keep = corpus["engine"] == engine
     if not keep.any():
         raise ValueError(f"the corpus has no {engine} clips")
-    result = by_group(DigitClassifier.load(str(out)), corpus["audio"][keep],
-                      corpus["label"][keep], corpus["voice"][keep])
-    lines = [f"| {relative(out)} on {engine} voices | clips | accuracy | most common confusions |",
+    model = SphinxDigits() if scorer == "sphinx" else DigitClassifier.load(str(out))
+    name = "PocketSphinx" if scorer == "sphinx" else relative(out)
+    result = by_group(model, corpus["audio"][keep], corpus["label"][keep], corpus["voice"][keep])
+    lines = [f"| {name} on {engine} voices | clips | accuracy | most common confusions |",
              "|---|---:|---:|---|"]
     lines += [f"| {voice} | {r['count']} | {pct(r['accuracy'])} | {confusions(r)} |"
               for voice, r in result.items()]
@@ -203,6 +208,8 @@ def main(argv=None) -> int:
     p.add_argument("--only", default="loeo,final,lovo",
                    help="comma list of loeo, final, lovo (or one fold: loeo:flite, lovo:0), "
                         "score:ENGINE (OUT's classifier on that engine's clips), in that order")
+    p.add_argument("--scorer", choices=("classifier", "sphinx"), default="classifier",
+                   help="score:ENGINE with OUT's classifier or with PocketSphinx")
     args = p.parse_args(argv)
     plan = {"loeo": [(f"loeo:{e}", "engine", (e,)) for e in ENGINES],
             "lovo": [(f"lovo:{'+'.join(h)}", "speaker", h) for h in LOVO_FOLDS]}
@@ -232,7 +239,7 @@ def main(argv=None) -> int:
             train_final(corpus, args, network, probs, settings)
         if part.startswith("score:"):
             try:
-                print(score_engine(corpus, part.split(":", 1)[1], args.out))
+                print(score_engine(corpus, part.split(":", 1)[1], args.out, args.scorer))
             except (ValueError, OSError) as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 2

@@ -61,6 +61,10 @@ class SphinxDigits:
         word = "zero" if words[:1] == ["oh"] else (words[0] if words else "")
         return WORDS.index(word) if word in WORDS else -1
 
+    def predict(self, audio) -> np.ndarray:
+        """[N, T] at 16 kHz → [N] digits (−1: nothing heard), as DigitClassifier.predict."""
+        return np.array([self.recognise(a) for a in np.asarray(audio)])
+
     def accuracy_on_clips(self, clips, labels) -> dict:
         """{"overall", "count", "per_class"} on [(audio [T], rate)] against labels."""
         from evaluation.digit_classifier import accuracy_table

@@ -225,3 +225,9 @@ def test_crossval_scores_the_committed_classifier_on_an_engine_it_never_heard(tm
     assert int(count) == len(labels) and float(accuracy.strip(" %")) >= 95.0, row
     assert main([*out, "--only", "score:festival"]) == 2
     assert capsys.readouterr().err.strip() == "error: the corpus has no festival clips"
+    # --scorer sphinx: the same table by PocketSphinx (flite: 94.8 % over the whole corpus)
+    assert main([*out, "--only", "score:kokoro", "--scorer", "sphinx"]) == 0
+    printed = capsys.readouterr().out
+    assert "| PocketSphinx on kokoro voices |" in printed
+    row = next(line for line in printed.splitlines() if line.startswith("| all |"))
+    assert float(row.split("|")[3].strip(" %")) >= 80.0, row

@@ -40,8 +40,9 @@ def _classifier():
 
 
 def test_the_digits_model_says_the_digit_it_is_asked_for():
-    """One clip per class, seed 0, the default sampler, Griffin-Lim: chance is 1 in 10, the
-    model scores 66.7 % over 150 clips (its card)."""
+    """One clip per class, seed 0, the default sampler and guidance (2), Griffin-Lim: chance
+    is 1 in 10; over 1000 clips the classifier recognises 98 % and PocketSphinx (never
+    trained on these voices) most of them (the card)."""
     from diffusion.families.registry import load_run
     params, family, model = load_run(PRETRAINED / "digits")
     cond = family.class_condition(list(range(10)))
@@ -50,8 +51,12 @@ def test_the_digits_model_says_the_digit_it_is_asked_for():
     audio = np.asarray(family.to_audio(x)[0])
     assert audio.shape == (10, 64 * 256 - 1) and np.isfinite(audio).all()
     rate = params.data.sample_rate
-    accuracy = _classifier().accuracy_on_clips([(a, rate) for a in audio], list(range(10)))
-    assert accuracy["overall"] >= 0.4, accuracy
+    assert cond["guidance"] == params.network.guidance == 2.0
+    clips = [(a, rate) for a in audio]
+    accuracy = _classifier().accuracy_on_clips(clips, list(range(10)))
+    assert accuracy["overall"] >= 0.8, accuracy
+    from evaluation.speech_recognizer import SphinxDigits
+    assert SphinxDigits().accuracy_on_clips(clips, list(range(10)))["overall"] >= 0.5
 
 
 def test_the_vocoder_follows_held_out_mels():
