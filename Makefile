@@ -17,7 +17,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: venv bench-venv ui ui-test test test-portable parity demo demo-train bench bench-pipeline \
-	bench-evaluate bench-diffwave dataset digit-classifier pretrain-vocoder pretrain-digits pretrain-digits-cfg pretrain-chorales \
+	bench-evaluate bench-diffwave dataset digit-classifier digit-head pretrain-vocoder pretrain-digits pretrain-digits-cfg pretrain-chorales \
 	pretrained-eval clean
 
 venv: $(STAMP)
@@ -177,6 +177,15 @@ digit-classifier: $(STAMP)
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DIGIT_SYNTHS) >/dev/null; fi
 	@[ -f dataset/cache/voices/voices.npz ] || $(PY) dataset/build_voices.py
 	$(PY) -m evaluation.digit_crossval
+
+# The digit head on Google's frozen speech embedding (issue #18; evaluation/digit_head.py): the
+# same corpus and folds, the corpus embedded once (clean + 4 augmented renders, cached in
+# runs/digit_head), then the committed head and its card in pretrained/digit-head (~10 min).
+digit-head: $(STAMP)
+	@if ! dpkg -s $(DIGIT_SYNTHS) >/dev/null 2>&1; then apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DIGIT_SYNTHS) >/dev/null; fi
+	@[ -f dataset/cache/voices/voices.npz ] || $(PY) dataset/build_voices.py
+	$(PY) -m evaluation.digit_head_crossval
 
 clean:
 	rm -rf runs dataset/cache .pytest_cache

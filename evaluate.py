@@ -35,7 +35,9 @@ IS-style score (BirdNET only): exp(E_x KL(p(y|x) ‖ p(y))) over BirdNET's 6522 
 normalised to sum to 1 per window. Digit accuracy (class-conditional runs, or a --generated
 dir with labels): --digit-classifier (default pretrained/digit-classifier, evaluation/digit_classifier.py;
 `make digit-classifier` remakes it, --train-digit-classifier fine-tunes it) on the generated
-clips against their labels. Writes OUT/report.json, OUT/report.md and OUT/samples/ (WAVs +
+clips against their labels, and beside it two scorers built on real speech
+(evaluation/scorers.py): PocketSphinx and the digit head on Google's speech embedding
+(pretrained/digit-head), on the generated, real and noise sets. Writes OUT/report.json, OUT/report.md and OUT/samples/ (WAVs +
 metadata.jsonl, re-usable with --generated). Reference statistics are cached
 (dataset/cache/fad, or --cache / $AUDIO_DIFFUSION_CACHE/fad) under a fingerprint of every
 file's path, size and mtime, the embedding model and the segment length.
@@ -173,6 +175,7 @@ def evaluate_vocoder(args) -> int:
     from diffusion.families.registry import load_run
     from evaluation import vocoder
     from evaluation.report import evaluate, load_classifier
+    from evaluation.scorers import SCORERS
     out = args.out or os.path.join(args.run, "eval")
     if os.path.isdir(out) and os.listdir(out):
         raise ValueError(f"{out} exists and is not empty; choose a new --out")
@@ -198,9 +201,9 @@ def evaluate_vocoder(args) -> int:
             **{k: s["generated"][k] for k in ("fad", "low", "high", "windows")},
             "real": s["real"]["fad"], "noise": s["noise"]["fad"],
             "embedding": fad["embedding"]["name"]}
-        if "sphinx_accuracy" in s["generated"]:          # labelled digits: the second scorer
-            report["groups"][group][version]["sphinx_accuracy"] = \
-                s["generated"]["sphinx_accuracy"]["overall"]
+        for key in SCORERS:                      # labelled digits: the other scorers
+            if key in s["generated"]:
+                report["groups"][group][version][key] = s["generated"][key]["overall"]
         if version == "vocoder":
             notes += [f"{group} FAD ({fad['embedding']['name']}): {line}"
                       for line in fad["check_lines"]]

@@ -51,6 +51,14 @@ def fit_length(audio, length: int = LENGTH, hop: int = HOP) -> np.ndarray:
     return np.stack([clip[s:s + length] for clip, s in zip(audio, best)])
 
 
+def clips_array(clips, sample_rate: int = SAMPLE_RATE, length: int = LENGTH) -> np.ndarray:
+    """[(audio [T], rate)] → [N, length] at sample_rate (fit_length of each clip)."""
+    from data.filters import resample
+    audio = [resample(a, rate, sample_rate).numpy() if rate != sample_rate
+             else np.asarray(a, np.float32) for a, rate in clips]
+    return np.stack([fit_length(a[None], length)[0] for a in audio])
+
+
 def accuracy_table(predicted, labels) -> dict:
     """{"overall": acc, "per_class": {label: acc}, "count": n} of predictions against labels."""
     labels = np.asarray(labels)
@@ -156,11 +164,7 @@ class DigitClassifier:
 
     def accuracy_on_clips(self, clips, labels) -> dict:
         """accuracy() on [(audio [T], rate)], resampled to the classifier's rate."""
-        from data.filters import resample
-        audio = [resample(a, rate, self.sample_rate).numpy() if rate != self.sample_rate
-                 else np.asarray(a, np.float32) for a, rate in clips]
-        return self.accuracy(np.stack([fit_length(a[None], self.length)[0] for a in audio]),
-                             labels)
+        return self.accuracy(clips_array(clips, self.sample_rate, self.length), labels)
 
     def save(self, directory):
         os.makedirs(directory, exist_ok=True)

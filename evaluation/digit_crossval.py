@@ -78,7 +78,11 @@ def bundled(synths=None):
 
 def by_group(classifier, audio, labels, groups) -> dict:
     """{group: {"accuracy", "count", "wrong_as": {true→predicted counts}}} plus "all"."""
-    predicted = classifier.predict(audio)
+    return predictions_by_group(classifier.predict(audio), labels, groups)
+
+
+def predictions_by_group(predicted, labels, groups) -> dict:
+    """by_group() of given predictions."""
     out = {}
     for g in [*sorted(set(groups.tolist())), "all"]:
         mask = np.ones(len(labels), bool) if g == "all" else groups == g

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.sets import NOISE_SEED, embed_clips, mono, rms, white_noise  # noqa: F401
+from evaluation.scorers import SCORERS, load_scorers, score_groups, summary
 
 CACHE_VERSION = 2          # 2: half A's embeddings are stored (the bootstrap resamples them)
 GENERATION_BATCH = 16
@@ -186,22 +187,22 @@ def markdown(report) -> str:
              *[f"- {line}" for line in report["check_lines"]], "",
              "## Figures", "",
              "| set | n | FAD ↓ [95 % interval] | IS-style ↑ | digit accuracy | "
-             "PocketSphinx | top classes |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+             + "".join(f"{title} | " for title, _ in SCORERS.values()) + "top classes |",
+             "| --- | ---: | ---: | ---: | ---: |" + " ---: |" * len(SCORERS) + " --- |"]
     for name, title in (("generated", "generated"), ("real", "real (reference half B)"),
                         ("noise", "white noise, matched RMS")):
         s = sets[name]
         score = f"{s['is']:.3f}" if s.get("is") is not None else "–"
         acc = s.get("digit_accuracy")
         acc = f"{100 * acc['overall']:.1f} %{acc.get('note', '')}" if acc else "–"
-        sphinx = s.get("sphinx_accuracy")
-        sphinx = f"{100 * sphinx['overall']:.1f} %" if sphinx else "–"
+        others = "".join(f"{100 * s[key]['overall']:.1f} % | " if s.get(key) else "– | "
+                         for key in SCORERS)
         top = ", ".join(f"{n} {p:.3f}" for n, p in s.get("top_classes", []))
-        lines.append(f"| {title} | {s['windows']} | {fad_cell(s)} | {score} | {acc} | {sphinx} "
-                     f"| {top} |")
+        lines.append(f"| {title} | {s['windows']} | {fad_cell(s)} | {score} | {acc} | {others}"
+                     f"{top} |")
     rows = [(what, (sets["generated"].get(key) or {}).get("per_class"))
             for what, key in (("digit classifier", "digit_accuracy"),
-                              ("PocketSphinx", "sphinx_accuracy"))]
+                              *((title, key) for key, (title, _) in SCORERS.items()))]
     rows = [(what, per_class) for what, per_class in rows if per_class]
     if rows:
         classes = list(rows[0][1])
@@ -210,10 +211,11 @@ def markdown(report) -> str:
         lines += [f"| {what} | " + " | ".join(f"{100 * per_class.get(c, 0):.0f} %"
                                              for c in classes) + " |"
                   for what, per_class in rows]
-    if any("sphinx_accuracy" in sets[name] for name in sets):
-        lines += ["", "PocketSphinx: CMU's US-English acoustic model (trained on real people, "
-                  "never on this project's voices) with a digit grammar; the real row is the "
-                  "reference's half B."]
+    used = [(title, what) for key, (title, what) in SCORERS.items()
+            if any(key in sets[name] for name in sets)]
+    if used:
+        lines += ["", "; ".join(f"{title}: {what}" for title, what in used)
+                  + ". Their real row is the reference's half B."]
     if report.get("guidance") not in (None, 1.0):
         lines += ["", f"Sampled with classifier-free guidance {report['guidance']:g}."]
     for note in report["notes"]:
@@ -235,12 +237,12 @@ def real_set(reference, n, seed=0):
     return result
 
 
-def score(clips, labels, reference, embedder, segment, classifier, log=print, recognizer=None,
+def score(clips, labels, reference, embedder, segment, classifier, log=print, scorers=None,
           real=None):
     """The three sets' figures ({"generated", "real", "noise"}) and notes for the report;
     `classifier` is a loaded DigitClassifier (or an error message) for labelled clips,
-    `recognizer` a SphinxDigits (or an error message) scoring them, the noise and `real`
-    ([(audio, rate)], labels: the reference's half B) a second, independent way."""
+    `scorers` ({key: scorer or error message}, evaluation/scorers.py) score them, the noise
+    and `real` ([(audio, rate)], labels: the reference's half B) in other ways."""
     noise = white_noise(clips, reference["b_rms"])
     sets, t = {}, time.perf_counter()
     for name, group in (("generated", clips), ("noise", noise)):
@@ -257,15 +259,9 @@ def score(clips, labels, reference, embedder, segment, classifier, log=print, re
                      "smaller n and is not compared.")
     if labels is None:
         return sets, notes
-    if isinstance(recognizer, str):
-        notes.append(f"PocketSphinx accuracy: n/a — {recognizer}.")
-    elif recognizer is not None:
-        t = time.perf_counter()
-        for name, group, truth in (("generated", clips, labels), ("noise", noise, labels),
-                                   *((("real", *real),) if real else ())):
-            sets[name]["sphinx_accuracy"] = recognizer.accuracy_on_clips(group, truth)
-        log(f"PocketSphinx: {len(clips) * 2 + len(real[0] if real else [])} clips in "
-            f"{time.perf_counter() - t:.1f} s")
+    notes += score_groups(scorers or {}, sets, [("generated", clips, labels),
+                                                ("noise", noise, labels),
+                                                *((("real", *real),) if real else ())], log)
     if isinstance(classifier, str):
         notes.append(f"Digit accuracy: n/a — {classifier}; train one with "
                      f"`python evaluate.py --train-digit-classifier`.")
@@ -277,12 +273,6 @@ def score(clips, labels, reference, embedder, segment, classifier, log=print, re
                                       "count": classifier.config["heldout_count"],
                                       "note": " (classifier's held-out)"}
     return sets, notes
-
-
-def load_recognizer():
-    """PocketSphinx with the digit grammar, or why it cannot run here (a string)."""
-    from evaluation.speech_recognizer import SphinxDigits, unavailable
-    return unavailable() or SphinxDigits()
 
 
 def labelled_half_b(ref_sources):
@@ -389,10 +379,10 @@ def evaluate(args, log=print):
         log(f"generated {len(clips)} clips of {segment:g} s in {time.perf_counter() - t:.1f} s")
         write_samples(os.path.join(out, "samples"), clips, labels)
     classifier = load_classifier(args.digit_classifier) if labels is not None else None
-    recognizer, real = (load_recognizer(), labelled_half_b(ref_sources)) \
+    scorers, real = (load_scorers(), labelled_half_b(ref_sources)) \
         if labels is not None else (None, None)
     sets, notes = score(clips, labels, reference, embedder, segment, classifier, log,
-                        recognizer, real)
+                        scorers, real)
     if loaded is not None and loaded[1].conditioning == "class" and labels is None:
         notes.append(f"{args.run} is class-conditional but {args.generated} has no labels "
                      f"(metadata.jsonl): no digit accuracy.")
@@ -410,6 +400,8 @@ def evaluate(args, log=print):
               "sets": sets, "notes": notes}
     if classifier is not None and not isinstance(classifier, str):
         report["digit_classifier"] = classifier_summary(classifier)
+    if summary(scorers and scorers["head_accuracy"]):
+        report["digit_head_loeo"] = summary(scorers["head_accuracy"])
     report["checks"] = report_checks(report)
     report["check_lines"] = format_checks(report["checks"])
     report["seconds"] = time.perf_counter() - start

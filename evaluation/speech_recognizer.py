@@ -26,7 +26,8 @@ def unavailable() -> str | None:
     try:
         import pocketsphinx  # noqa: F401
     except ImportError as e:
-        return f"pocketsphinx is not installed ({e}); pip install -r requirements.txt"
+        return (f"pocketsphinx is not installed ({e}); make venv, or "
+                "pip install --no-deps -r requirements-nodeps.txt")
     return None
 
 

@@ -24,6 +24,7 @@ from data.features import log_mel, read_mono
 from data.mel_convert import log_mel_to_audio
 from data.pipeline import normalize
 from data.sources import find_sources
+from evaluation.scorers import SCORERS
 
 GRIFFIN_LIM_ITERATIONS = 32        # teticio / diffusers Mel default
 
@@ -170,18 +171,19 @@ def markdown(report) -> str:
     lines = [f"# Vocoder: {report['run']}", "",
              f"Held-out clips: {report['data']} · Griffin-Lim {report['griffin_lim_iterations']} "
              f"iterations · sampler {report['sampler']} · seed {report['seed']}", "",
-             "| clips | version | digit accuracy | PocketSphinx | log-mel L1 (dB) | "
-             "spectral convergence | FAD (n) [95 %] | FAD real · noise |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| clips | version | digit accuracy | "
+             + "".join(f"{title} | " for title, _ in SCORERS.values())
+             + "log-mel L1 (dB) | spectral convergence | FAD (n) [95 %] | FAD real · noise |",
+             "|---|---|---|" + "---|" * len(SCORERS) + "---|---|---|---|"]
     for group, versions in report["groups"].items():
         for version, m in versions.items():
-            acc, sphinx = (f"{100 * m[k]:.1f} %" if k in m else "–"
-                           for k in ("digit_accuracy", "sphinx_accuracy"))
+            acc = " | ".join(f"{100 * m[k]:.1f} %" if k in m else "–"
+                             for k in ("digit_accuracy", *SCORERS))
             fad = m.get("fad")
             fad_cell = (f"{fad['fad']:.2f} ({fad['windows']}) [{fad['low']:.2f}, "
                         f"{fad['high']:.2f}]" if fad else "–")
             base = f"{fad['real']:.2f} · {fad['noise']:.2f}" if fad else "–"
-            lines.append(f"| {group} ({m['clips']}) | {version} | {acc} | {sphinx} | "
+            lines.append(f"| {group} ({m['clips']}) | {version} | {acc} | "
                          f"{m['log_mel_l1_db']:.2f} | {m['spectral_convergence']:.3f} | "
                          f"{fad_cell} | {base} |")
     return "\n".join(lines + ["", *report.get("notes", [])]) + "\n"

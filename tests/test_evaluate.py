@@ -302,9 +302,14 @@ def test_report_baselines_and_an_untrained_model(untrained_run, classifier, digi
     sphinx = {name: sets[name]["sphinx_accuracy"] for name in sets}
     assert sphinx["real"]["count"] == 50 and sphinx["real"]["overall"] >= 0.7
     assert sphinx["generated"]["overall"] < 0.3 and sphinx["noise"]["overall"] < 0.2
+    # the third: the digit head on Google's speech embedding, the same way
+    head = {name: sets[name]["head_accuracy"] for name in sets}
+    assert head["real"]["count"] == 50 and head["real"]["overall"] >= 0.9
+    assert head["generated"]["overall"] < 0.4 and head["noise"]["overall"] < 0.3
+    assert "digit head: held-out-engine accuracy" in out.stdout
     md = (tmp_path / "eval" / "report.md").read_text()
     assert "| real (reference half B) | 30 |" in md and "| generated, per digit | 0 | 1 |" in md
-    assert "| PocketSphinx | " in md
+    assert "| PocketSphinx | " in md and "| digit head | " in md
     assert "## Metric checks" in md and "- ✗ n = 30 < 100" in md
     # the written samples carry their labels: re-evaluating them reads the same set
     samples = tmp_path / "eval" / "samples"

@@ -26,6 +26,13 @@ def draw_keep_mask(batch: int, drop_probability: float, seed):
     return tf.random.stateless_uniform([batch], key) >= drop_probability
 
 
+def repeat_to(value, batch):
+    """value [b, ...] → [batch, ...] by whole repeats (batch = k·b: the guided pass runs the
+    conditional and the null halves of one batch, so each needs the conditioning once)."""
+    times = batch // tf.shape(value)[0]
+    return tf.tile(value, tf.concat([[times], tf.ones([tf.rank(value) - 1], tf.int32)], 0))
+
+
 def guided(denoise_keep, scale):
     """denoise_keep(x, t, keep [B] bool) → prediction; returns denoise(x, t) with guidance.
 

@@ -8,7 +8,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from diffusion.core.guidance import check_scale, draw_keep_mask, guided
+from diffusion.core.guidance import check_scale, draw_keep_mask, guided, repeat_to
 from diffusion.families.base import Family
 
 
@@ -56,7 +56,7 @@ class MelUNetFamily(Family):
             return super().denoiser(model, cond, training)
 
         def with_keep(x_t, t, keep):
-            encoding = tf.tile(cond["encoding"], [tf.shape(x_t)[0] // tf.shape(cond["encoding"])[0], 1])
+            encoding = repeat_to(cond["encoding"], tf.shape(x_t)[0])
             return model(self.model_inputs(x_t, t, {"encoding": _null_where_dropped(encoding,
                                                                                      keep)}))
         return guided(with_keep, scale)

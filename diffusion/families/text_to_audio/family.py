@@ -18,7 +18,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from diffusion.core.guidance import check_scale, draw_keep_mask, guided
+from diffusion.core.guidance import check_scale, draw_keep_mask, guided, repeat_to
 from diffusion.core.sampling import sample
 from diffusion.core.schedulers import VScheduler
 from diffusion.families.base import Family, Request, WaveformFamily
@@ -216,9 +216,7 @@ class DiffGenFamily(Family):
             return lambda x_t, t: model(self.model_inputs(x_t, t, cond), training=training)
 
         def with_keep(x_t, t, keep):
-            times = tf.shape(x_t)[0] // tf.shape(cond["text"])[0]     # 2 when cond + uncond
-            text = {k: tf.tile(v, tf.concat([[times], tf.ones([tf.rank(v) - 1], tf.int32)], 0))
-                    for k, v in cond.items()}
+            text = {k: repeat_to(v, tf.shape(x_t)[0]) for k, v in cond.items()}
             return model(self.model_inputs(x_t, t, {**text, "text_keep": keep}))
         return guided(with_keep, scale)
 

@@ -1,0 +1,107 @@
+"""The digit head on Google's frozen speech embedding (evaluation/digit_head.py, issue #18):
+the embedding's windows and centring, the committed head on the bundled digits, a save/load
+round trip, the cross-validation CLI on a small corpus, and the one-line errors."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAD = ROOT / "pretrained" / "digit-head"
+
+
+@pytest.fixture(scope="module")
+def embedding():
+    from evaluation.speech_embedding import SpeechEmbedding, unavailable
+    assert unavailable() is None                 # requirements-nodeps.txt installs it
+    return SpeechEmbedding()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from evaluation.digit_crossval import bundled
+    return bundled()
+
+
+def test_windows_are_finite_and_a_clip_is_centred_whatever_its_padding(embedding, digits):
+    audio = digits[0][:4]
+    windows = embedding(audio)
+    assert windows.shape == (4, 16, 96) and np.isfinite(windows).all()
+    # the same clip with 0.25 s of silence either side is the same centred 2 s input
+    padded = np.pad(audio, [(0, 0), (4000, 4000)])
+    np.testing.assert_allclose(embedding(padded), windows, atol=1e-5)
+    # … but not the clip moved off centre, nor another clip
+    moved = np.pad(audio, [(0, 0), (0, 8000)])
+    assert np.abs(embedding(moved) - windows).max() > 0.1
+    assert np.abs(windows[0] - windows[1]).max() > 0.1
+
+
+def test_the_committed_head_recognises_the_bundled_digits_and_not_noise(digits):
+    from evaluation.digit_head import ARCHITECTURE, DigitHead
+    head = DigitHead.load(str(HEAD))
+    config = json.loads((HEAD / "config.json").read_text())
+    assert config["architecture"] == ARCHITECTURE
+    assert sum(p.stat().st_size for p in HEAD.iterdir()) < 2 << 20      # our weights, small
+    audio, labels, _ = digits
+    result = head.accuracy_on_clips([(a, 16000) for a in audio], labels)
+    assert result["count"] == len(labels) and result["overall"] >= 0.95   # 100 % here
+    loeo = {k: v["corpus"]["all"]["accuracy"] for k, v in config["folds"].items()
+            if k.startswith("loeo:")}
+    assert {"loeo:espeak-ng", "loeo:flite", "loeo:festival"} <= set(loeo)
+    noise = np.random.default_rng(0).standard_normal((30, 16000)).astype(np.float32) * 0.1
+    assert head.accuracy(noise, np.arange(30) % 10)["overall"] <= 0.3
+
+
+def test_a_trained_head_saves_and_loads_to_the_same_predictions(embedding, digits, tmp_path):
+    from evaluation.digit_head import DigitHead
+    audio, labels, _ = digits
+    keep = np.arange(0, len(labels), 5)
+    windows = embedding(audio[keep])
+    head = DigitHead.fit(windows[:, None], labels[keep], epochs=80, seed=0)
+    head.save(tmp_path / "head")
+    loaded = DigitHead.load(str(tmp_path / "head"))
+    np.testing.assert_allclose(loaded.logits_of(windows), head.logits_of(windows), atol=1e-5)
+    assert (loaded.logits_of(windows).argmax(1) == labels[keep]).mean() >= 0.9   # fits
+    assert loaded.config["windows"] == 16 and loaded.config["renders"] == 1
+
+
+def test_bad_head_directories_and_a_missing_embedding_are_one_line_errors(tmp_path,
+                                                                           monkeypatch):
+    from evaluation import speech_embedding
+    from evaluation.digit_head import DigitHead
+    with pytest.raises(ValueError, match="not a digit head") as e:
+        DigitHead.load(str(tmp_path))
+    assert str(tmp_path) in str(e.value) and "\n" not in str(e.value)
+    (tmp_path / "config.json").write_text(json.dumps({"architecture": "logmel-cnn-v2"}))
+    with pytest.raises(ValueError, match="architecture"):
+        DigitHead.load(str(tmp_path))
+    monkeypatch.setattr(speech_embedding.importlib.util, "find_spec", lambda name: None)
+    why = speech_embedding.unavailable()
+    assert "make venv" in why and "openwakeword==0.5.1" in why and "\n" not in why
+    with pytest.raises(speech_embedding.SpeechEmbeddingError):
+        speech_embedding.SpeechEmbedding()
+
+
+def test_crossval_cli_on_a_small_corpus(tmp_path, digits, capsys):
+    """The bundled digits as a 3-engine corpus: LOEO folds, the final head, its card, then
+    score:ENGINE with it; the embeddings are cached for a second run."""
+    from evaluation import digit_head_crossval as cv
+    audio, labels, engine = digits
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    np.savez(corpus / "voices.npz", audio=(audio * 32767).astype(np.int16), label=labels,
+             engine=engine, voice=np.char.add(engine, ":v"), speaker=engine, source=engine)
+    args = ["--corpus", str(corpus), "--out", str(tmp_path / "head"), "--work",
+            str(tmp_path / "work"), "--renders", "1", "--epochs", "3", "--only", "loeo,final"]
+    assert cv.main(args) == 0
+    out = capsys.readouterr().out
+    assert "loeo:espeak-ng" in out and "| held-out engine |" in out
+    config = json.loads((tmp_path / "head" / "config.json").read_text())
+    assert set(config["folds"]) == {"loeo:espeak-ng", "loeo:flite", "loeo:festival"}
+    assert "leave-one-engine-out" in (tmp_path / "head" / "README.md").read_text().lower()
+    assert len(list((tmp_path / "work").glob("embeddings-*.npz"))) == 1
+    assert cv.main([*args[:6], "--only", "score:flite"]) == 0
+    assert "on flite voices" in capsys.readouterr().out
+    assert cv.main(["--corpus", str(tmp_path / "none")]) == 2
+    assert "voices.npz not found" in capsys.readouterr().err
