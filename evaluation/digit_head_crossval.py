@@ -33,11 +33,12 @@ CHUNK = 256                                    # clips augmented and embedded at
 
 def corpus_embeddings(corpus, corpus_dir, renders: int, seed: int, work) -> tuple:
     """(clean [N, K, 96], augmented [N, renders, K, 96]), cached under WORK by the corpus
-    file's size and time, renders and seed."""
+    file's size and time, the embedding's model files, renders and seed."""
     from evaluation.digit_augment import augment
-    from evaluation.speech_embedding import SpeechEmbedding, centred
+    from evaluation.speech_embedding import SpeechEmbedding, centred, model_files
     stat = (Path(corpus_dir) / "voices.npz").stat()
-    key = hashlib.sha1(f"{stat.st_size} {stat.st_mtime_ns} {renders} {seed}".encode())
+    models = " ".join(f"{Path(p).name}:{Path(p).stat().st_size}" for p in model_files())
+    key = hashlib.sha1(f"{stat.st_size} {stat.st_mtime_ns} {models} {renders} {seed}".encode())
     path = Path(work) / f"embeddings-{key.hexdigest()[:12]}.npz"
     if path.exists():
         with np.load(path) as cached:
