@@ -172,19 +172,18 @@ dataset:
 # leave-voices-out folds (cached in runs/digit_crossval), then the committed model and its card
 # in pretrained/digit-classifier. About 1.5 h on 2 shared cores (folds cached: re-runs resume).
 DIGIT_SYNTHS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
-digit-classifier: $(STAMP)
+VOICE_CORPUS := dataset/cache/voices/voices.npz
+$(VOICE_CORPUS): | $(STAMP)
 	@if ! dpkg -s $(DIGIT_SYNTHS) >/dev/null 2>&1; then apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DIGIT_SYNTHS) >/dev/null; fi
-	@[ -f dataset/cache/voices/voices.npz ] || $(PY) dataset/build_voices.py
+	$(PY) dataset/build_voices.py
+digit-classifier: $(STAMP) $(VOICE_CORPUS)
 	$(PY) -m evaluation.digit_crossval
 
 # The digit head on Google's frozen speech embedding (issue #18; evaluation/digit_head.py): the
 # same corpus and folds, the corpus embedded once (clean + 4 augmented renders, cached in
-# runs/digit_head), then the committed head and its card in pretrained/digit-head (~10 min).
-digit-head: $(STAMP)
-	@if ! dpkg -s $(DIGIT_SYNTHS) >/dev/null 2>&1; then apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DIGIT_SYNTHS) >/dev/null; fi
-	@[ -f dataset/cache/voices/voices.npz ] || $(PY) dataset/build_voices.py
+# runs/digit_head), then the committed head and its card in pretrained/digit-head (~15 min).
+digit-head: $(STAMP) $(VOICE_CORPUS)
 	$(PY) -m evaluation.digit_head_crossval
 
 clean:

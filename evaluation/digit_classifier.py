@@ -128,7 +128,20 @@ def fit_model(audio, labels, epochs: int, seed: int = 0, batch_size: int = 32,
     return model
 
 
-class DigitClassifier:
+class ScoresClips:
+    """accuracy() and accuracy_on_clips() of a scorer with predict(audio [N, length] at
+    sample_rate) → digits [N] (DigitClassifier, evaluation/digit_head.DigitHead)."""
+
+    def accuracy(self, audio, labels) -> dict:
+        """{"overall": acc, "per_class": {label: acc}, "count": n} on labelled clips."""
+        return accuracy_table(self.predict(audio), labels)
+
+    def accuracy_on_clips(self, clips, labels) -> dict:
+        """accuracy() on [(audio [T], rate)], resampled to the scorer's rate."""
+        return self.accuracy(clips_array(clips, self.sample_rate, self.length), labels)
+
+
+class DigitClassifier(ScoresClips):
     def __init__(self, model: keras.Model, config: dict):
         self.model, self.config = model, config
         self.sample_rate = config["sample_rate"]
@@ -157,14 +170,6 @@ class DigitClassifier:
 
     def predict(self, audio) -> np.ndarray:
         return self.logits(audio).argmax(axis=1)
-
-    def accuracy(self, audio, labels) -> dict:
-        """{"overall": acc, "per_class": {label: acc}, "count": n} on labelled clips."""
-        return accuracy_table(self.predict(audio), labels)
-
-    def accuracy_on_clips(self, clips, labels) -> dict:
-        """accuracy() on [(audio [T], rate)], resampled to the classifier's rate."""
-        return self.accuracy(clips_array(clips, self.sample_rate, self.length), labels)
 
     def save(self, directory):
         os.makedirs(directory, exist_ok=True)

@@ -22,7 +22,7 @@ import time
 import keras
 import numpy as np
 
-from evaluation.digit_classifier import LENGTH, accuracy_table, clips_array, fit_length
+from evaluation.digit_classifier import LENGTH, ScoresClips, fit_length
 from evaluation.speech_embedding import PACKAGE, SAMPLE_RATE, WIDTH, SpeechEmbedding
 
 ARCHITECTURE = "speech-embedding-head-v1"
@@ -55,8 +55,8 @@ def fit_head(embeddings, labels, epochs: int = 40, seed: int = 0, batch_size: in
     return model
 
 
-class DigitHead:
-    """The head and its embedding; same scoring API as evaluation.digit_classifier."""
+class DigitHead(ScoresClips):
+    """The head and its embedding; accuracy() and accuracy_on_clips() as DigitClassifier's."""
     sample_rate = SAMPLE_RATE
     length = LENGTH
 
@@ -79,13 +79,6 @@ class DigitHead:
     def predict(self, audio) -> np.ndarray:
         """audio [N, T] at 16 kHz → digits [N]."""
         return self.logits_of(self.embedding(fit_length(audio, self.length))).argmax(axis=1)
-
-    def accuracy(self, audio, labels) -> dict:
-        return accuracy_table(self.predict(audio), labels)
-
-    def accuracy_on_clips(self, clips, labels) -> dict:
-        """accuracy() on [(audio [T], rate)], resampled to 16 kHz."""
-        return self.accuracy(clips_array(clips, self.sample_rate, self.length), labels)
 
     def save(self, directory):
         os.makedirs(directory, exist_ok=True)

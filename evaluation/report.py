@@ -400,8 +400,9 @@ def evaluate(args, log=print):
               "sets": sets, "notes": notes}
     if classifier is not None and not isinstance(classifier, str):
         report["digit_classifier"] = classifier_summary(classifier)
-    if summary(scorers and scorers["head_accuracy"]):
-        report["digit_head_loeo"] = summary(scorers["head_accuracy"])
+    head_loeo = summary(scorers and scorers["head_accuracy"])
+    if head_loeo:
+        report["digit_head_loeo"] = head_loeo
     report["checks"] = report_checks(report)
     report["check_lines"] = format_checks(report["checks"])
     report["seconds"] = time.perf_counter() - start
