@@ -69,12 +69,14 @@ def vocoder_section(run, out, seed):
     entries = []
     batches = [[digits[k] for k in sorted(digits)], [chorale]]
     for batch in batches:
-        versions = vocoded_versions(family, model, np.stack([a for _, a in batch]), seed)
+        versions = vocoded_versions(family, model, np.stack([a for _, a in batch]), seed,
+                                    ("real", "griffin-lim", "consistent"))
         for i, (name, _) in enumerate(batch):
             stem = Path(name).stem
             for version, audio in versions.items():
                 what = {"real": "real clip", "griffin-lim": f"Griffin-Lim "
-                        f"({GRIFFIN_LIM_ITERATIONS} iterations)", "vocoder": "vocoder"}[version]
+                        f"({GRIFFIN_LIM_ITERATIONS} iterations)",
+                        "consistent": "vocoder (measurement-consistent)"}[version]
                 entries.append(write_clip(out, f"{stem}_{version}", audio[i], rate,
                                           f"{stem} (held out): {what} from its log-mel"))
     return "Mel vocoder on held-out clips (real · Griffin-Lim · vocoder)", entries

@@ -245,7 +245,7 @@ def generate(args, params, family, model, vocoder=None, progress=None) -> Genera
         if args.slerp:
             noise = slerp(noise, encode(denoise, scheduler, other).numpy(), args.alpha)
         init = None
-    x = family.sample(model, scheduler, shape, seed=args.seed, denoise=denoise,
+    x = family.sample(model, scheduler, shape, cond, seed=args.seed, denoise=denoise,
                       progress=progress, init=init, strength=args.strength,
                       noise=noise, known=known).numpy()
     request = Request(args.num, seconds, args.seed, args.decode_steps)

@@ -73,12 +73,22 @@ class DiffWaveParams:
     n_mels: int = 80                  # mel-conditional (vocoder) input bands
     hop_length: int = 256             # mel frame hop = upsampler factor (two ×√hop stages)
     impl: str = "auto"                # auto (probe this machine) | reference | fused (same weights)
+    # mel runs, sampling only (diffusion/core/consistency.py): toward the conditioning log-mel
+    consistency: float = 0.0          # guidance scale s on each step's x̂₀ (0 = off)
+    consistency_steps: int = 10       # gradient moves of x̂₀ per sampling step
+    refine_steps: int = 0             # Adam steps on the sampled x₀ afterwards (0 = off)
+    refine_rate: float = 1e-3         # their learning rate (Adam)
 
     def validate(self):
         _positive(self, "residual_layers", "residual_channels", "dilation_cycle",
-                  "num_classes", "n_mels", "hop_length")
+                  "num_classes", "n_mels", "hop_length", "consistency_steps", "refine_rate")
+        _nonnegative(self, "consistency", "refine_steps")
         _choice(self, "conditioning", ("none", "class", "mel"))
         _choice(self, "impl", ("auto", "reference", "fused"))
+        if self.conditioning != "mel" and (self.consistency or self.refine_steps):
+            raise ParamsError(f"network.consistency / network.refine_steps steer toward a "
+                              f"conditioning log-mel: they need conditioning 'mel', not "
+                              f"{self.conditioning!r}")
 
 
 @dataclass

@@ -61,6 +61,7 @@ def test_class_conditional_needs_a_label_in_range(runs, tmp_path):
     (["--run", "{runs}/uncond", "--from-audio", "/etc/hostname"], "not a readable audio file"),
     (["--run", "{runs}/uncond", "--from-audio", "x.wav", "--strength", "0"], "--strength"),
     (["--run", "{runs}/uncond", "--mel", "x.npy"], "not mel-conditioned"),
+    (["--run", "{runs}/uncond", "--consistency", "0.3"], "not mel-conditioned; drop --consistency"),
 ])
 def test_errors_are_one_line(runs, tmp_path, args, message):
     args = [a.format(runs=runs) for a in args]
@@ -102,6 +103,23 @@ def test_mel_vocoder_run(tmp_path):
     assert gen.returncode == 0, gen.stderr
     clip, _ = sf.read(next((tmp_path / "o").glob("*.wav")))
     assert clip.shape == (16000 // 64 * 64,)
+    # Steered toward --mel and refined on it: another clip, closer to the log-mel it was given.
+    steered = cli("generate.py", "--run", run, "--mel", source, "--out", tmp_path / "c",
+                  "--consistency", "0.3", "--refine-steps", "20")
+    assert steered.returncode == 0, steered.stderr
+    other, _ = sf.read(next((tmp_path / "c").glob("*.wav")))
+    from data.features import log_mel, read_mono
+    from data.pipeline import normalize
+    from params import Params
+    real = normalize(read_mono(str(source), 16000), Params.load(run / "params.json").data)
+    target = log_mel(np.asarray(real)[None, :len(clip)], 16000, 64, 32).numpy()
+    distance = [np.abs(log_mel(x[None].astype(np.float32), 16000, 64, 32).numpy() - target).mean()
+                for x in (clip, other)]
+    assert distance[1] < 0.8 * distance[0], distance
+    negative = cli("generate.py", "--run", run, "--mel", source, "--out", tmp_path / "n",
+                   "--refine-steps", "-1")
+    assert negative.returncode == 2 and "network.refine_steps must be >= 0, got -1" in \
+        negative.stderr
     missing = cli("generate.py", "--run", run, "--out", tmp_path / "o")
     assert missing.returncode == 2 and "give --mel" in missing.stderr
     bad = tmp_path / "bad.npy"

@@ -127,6 +127,10 @@ def test_vocoder_report_scores_real_griffin_lim_and_vocoder(tiny_vocoder):
         assert group["griffin-lim"]["log_mel_l1_db"] < group["vocoder"]["log_mel_l1_db"]
         assert group["griffin-lim"]["spectral_convergence"] < \
             group["vocoder"]["spectral_convergence"]
+        # Steered toward the log-mel and refined on it, the same network's audio is closer.
+        assert group["consistent"]["log_mel_l1_db"] < 0.8 * group["vocoder"]["log_mel_l1_db"]
+    assert report["consistency"] == {"scale": 0.3, "steps": 10, "refine_steps": 100,
+                                     "refine_rate": 1e-3}
     params.network.conditioning = "none"
     with pytest.raises(ValueError, match="not a mel vocoder"):
         vocoder_report(params, family, model, ROOT / "dataset/splits/heldout.jsonl")
@@ -172,13 +176,15 @@ def test_evaluate_a_vocoder_run(tiny_vocoder, tmp_path, capsys):
     assert evaluate(["--run", str(tiny_vocoder), "--reference", heldout, "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     music = report["groups"]["music"]
-    assert set(music) == {"real", "griffin-lim", "vocoder"}
+    assert set(music) == {"real", "griffin-lim", "vocoder", "consistent"}
     assert music["real"]["fad"]["windows"] == music["vocoder"]["fad"]["windows"] == 24  # 4 × 6 s
     # An untrained vocoder is noise: further from real chorales than the real held-out clips.
     assert music["real"]["fad"]["fad"] < music["vocoder"]["fad"]["fad"]
-    assert "| music (4) | vocoder |" in (out / "report.md").read_text()
+    text = (out / "report.md").read_text()
+    assert "| music (4) | vocoder |" in text and "| music (4) | vocoder + consistency |" in text
+    assert "consistency scale 0.3 × 10 moves per step, 100 refinement steps at 0.001" in text
     assert sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.endswith("-fad")) \
-        == ["music-griffin-lim", "music-real", "music-vocoder"]
+        == ["music-consistent", "music-griffin-lim", "music-real", "music-vocoder"]
     capsys.readouterr()
     assert evaluate(["--run", str(tiny_vocoder), "--out", str(out)]) == 2          # no overwrite
     assert "exists and is not empty" in capsys.readouterr().err

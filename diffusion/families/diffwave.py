@@ -37,6 +37,29 @@ class DiffWaveFamily(WaveformFamily):
             return audio, {"mel": mel}
         return audio, {}
 
+    def sample(self, model, scheduler, shape, cond=None, seed: int = 0, denoise=None,
+               consistency=None, **options):
+        """The base sampler; a mel run's samples are steered toward and refined on the
+        conditioning log-mel by `consistency` (a Consistency; default: the run's params)."""
+        from diffusion.core.consistency import Consistency, consistency_guided, refine
+        if consistency is None:
+            consistency = Consistency.from_params(self.params.network)
+        if not cond or "mel" not in cond or consistency.off:
+            return super().sample(model, scheduler, shape, cond, seed, denoise, **options)
+        n, rate = self.params.network, self.params.data.sample_rate
+        target = tf.convert_to_tensor(cond["mel"], tf.float32)
+
+        def loss(x0):                     # mean |Δ log-mel| per example (the vocoder report's L1)
+            mel = log_mel(x0[..., 0], rate, n.hop_length, n.n_mels)
+            return tf.reduce_mean(tf.abs(mel - target), axis=[1, 2])
+
+        from diffusion.core.schedule import NoiseSchedule
+        guided = consistency_guided(denoise or self.denoiser(model, cond),
+                                    NoiseSchedule.from_params(self.params), loss,
+                                    consistency.scale, consistency.steps)
+        x = super().sample(model, scheduler, shape, cond, seed, guided, **options)
+        return refine(x, loss, consistency.refine_steps, consistency.refine_rate)
+
     # --- generate.py and export.py ---------------------------------------------------------
     @classmethod
     def add_arguments(cls, parser) -> None:
@@ -44,6 +67,26 @@ class DiffWaveFamily(WaveformFamily):
                             help="class label (class-conditional DiffWave runs)")
         parser.add_argument("--mel", default=None,
                             help="log-mel .npy or audio file (mel vocoder runs)")
+        parser.add_argument("--consistency", type=float, default=None, metavar="S",
+                            help="mel vocoder runs: steer each step toward --mel with scale S "
+                                 "(0 = off; default: the run's network.consistency)")
+        parser.add_argument("--refine-steps", type=int, default=None, metavar="N",
+                            help="mel vocoder runs: N Adam steps toward --mel after sampling "
+                                 "(default: the run's network.refine_steps)")
+
+    def check_conditioning(self, args, run: str) -> None:
+        """The base checks, then --consistency / --refine-steps into this run's params."""
+        super().check_conditioning(args, run)
+        n = self.params.network
+        for option, key in (("consistency", "consistency"), ("refine_steps", "refine_steps")):
+            value = getattr(args, option, None)
+            if value is None:
+                continue
+            if self.conditioning != "mel":
+                raise ValueError(f"{run} is not mel-conditioned; drop --"
+                                 f"{option.replace('_', '-')}")
+            setattr(n, key, value)
+        n.validate()                                             # ParamsError: a ValueError
 
     def condition(self, args, model, audio=None) -> dict:
         from data.features import read_log_mel
