@@ -10,8 +10,11 @@ speech, recognises real talkers; here it is what transfers across engines
 
 Input: a clip of up to 1 s (of a longer one, the loudest second), centred in 2 s → the 16
 window embeddings [16, 96] (every 80 ms) → flatten → dropout → dense 128 + ReLU → dropout →
-dense 10. Trained on precomputed embeddings of several augmented renders of every clip
-(evaluation/digit_augment.py's chain, applied to the 2 s signal), Adam, batch 64.
+dense 10. MEMBERS such heads (seeds seed, seed+1, …) are averaged (their softmax), each on
+the clip as it is and at tape speeds SPEEDS (test-time augmentation; the mean of all views).
+Trained on precomputed embeddings of several renders of every clip: digit_augment's chain on
+the 2 s signal, and a frequency warp of the embedding's mel input (VTLP, digit_features).
+Weights are stored as float16 (MEMBERS × 0.4 MB), without optimizer state.
 """
 from __future__ import annotations
 
@@ -23,12 +26,14 @@ import keras
 import numpy as np
 
 from evaluation.digit_classifier import LENGTH, ScoresClips, fit_length
-from evaluation.speech_embedding import PACKAGE, SAMPLE_RATE, WIDTH, SpeechEmbedding
+from evaluation.speech_embedding import PACKAGE, SAMPLE_RATE, WIDTH, SpeechEmbedding, centred
 
-ARCHITECTURE = "speech-embedding-head-v1"
-WEIGHTS = "model.weights.h5"
+ARCHITECTURE = "speech-embedding-head-v2"
+WEIGHTS = "members.npz"
 CONFIG = "config.json"
 HIDDEN, DROPOUT = 128, 0.3
+MEMBERS = 3                      # heads of seeds seed … seed + MEMBERS − 1, averaged
+SPEEDS = (0.9, 1.1)              # test-time views besides the clip itself (tape speed)
 
 
 def build_head(windows: int, num_classes: int = 10) -> keras.Model:
@@ -55,13 +60,21 @@ def fit_head(embeddings, labels, epochs: int = 40, seed: int = 0, batch_size: in
     return model
 
 
+def views(audio, speeds=SPEEDS) -> list:
+    """The clip centred in 2 s, and at each tape speed (digit_augment.change_speed)."""
+    from evaluation.digit_augment import change_speed
+    clips = centred(audio)
+    return [clips] + [change_speed(clips, factor) for factor in speeds]
+
+
 class DigitHead(ScoresClips):
-    """The head and its embedding; accuracy() and accuracy_on_clips() as DigitClassifier's."""
+    """The member heads and their embedding; accuracy() and accuracy_on_clips() as
+    DigitClassifier's."""
     sample_rate = SAMPLE_RATE
     length = LENGTH
 
-    def __init__(self, model: keras.Model, config: dict, embedding: SpeechEmbedding | None = None):
-        self.model, self.config = model, config
+    def __init__(self, members: list, config: dict, embedding: SpeechEmbedding | None = None):
+        self.members, self.config = members, config
         self._embedding = embedding
 
     @property
@@ -70,21 +83,30 @@ class DigitHead(ScoresClips):
             self._embedding = SpeechEmbedding()
         return self._embedding
 
-    def logits_of(self, embeddings, batch_size: int = 256) -> np.ndarray:
-        """Window embeddings [N, K, 96] → logits [N, classes]."""
-        return np.concatenate([self.model(embeddings[i:i + batch_size], training=False).numpy()
-                               for i in range(0, len(embeddings), batch_size)]) \
-            if len(embeddings) else np.zeros((0, self.config["num_classes"]), np.float32)
+    def logits_of(self, *embeddings, batch_size: int = 256) -> np.ndarray:
+        """Window embeddings [N, K, 96] of one or more views of the same clips → log of the
+        mean softmax over members and views [N, classes] (argmax: the digit)."""
+        total = 0.0
+        for view in embeddings:
+            for model in self.members:
+                logits = np.concatenate([model(view[i:i + batch_size], training=False).numpy()
+                                         for i in range(0, len(view), batch_size)]) \
+                    if len(view) else np.zeros((0, self.config["num_classes"]), np.float32)
+                total = total + keras.ops.convert_to_numpy(keras.ops.softmax(logits))
+        return np.log(total / (len(embeddings) * len(self.members)) + 1e-12)
 
     def predict(self, audio) -> np.ndarray:
-        """audio [N, T] at 16 kHz → digits [N]."""
-        return self.logits_of(self.embedding(fit_length(audio, self.length))).argmax(axis=1)
+        """audio [N, T] at 16 kHz → digits [N] (all views, all members)."""
+        clips = fit_length(audio, self.length)
+        return self.logits_of(*(self.embedding(view) for view in
+                                views(clips, self.config["speeds"]))).argmax(axis=1)
 
     def save(self, directory):
         os.makedirs(directory, exist_ok=True)
-        weights_only = build_head(self.config["windows"], self.config["num_classes"])
-        weights_only.set_weights(self.model.get_weights())       # no optimizer state
-        weights_only.save_weights(os.path.join(directory, WEIGHTS))
+        np.savez(os.path.join(directory, WEIGHTS),
+                 **{f"member{m}_{i}": w.astype(np.float16)
+                    for m, model in enumerate(self.members)
+                    for i, w in enumerate(model.get_weights())})        # no optimizer state
         with open(os.path.join(directory, CONFIG), "w") as f:
             json.dump(self.config, f, indent=2)
 
@@ -95,25 +117,32 @@ class DigitHead(ScoresClips):
                 config = json.load(f)
             if config.get("architecture") != ARCHITECTURE:
                 raise ValueError(f"architecture {config.get('architecture')!r}")
-            model = build_head(config["windows"], config["num_classes"])
-            model.load_weights(os.path.join(directory, WEIGHTS))
+            members = []
+            with np.load(os.path.join(directory, WEIGHTS)) as stored:
+                for m in range(config["members"]):
+                    model = build_head(config["windows"], config["num_classes"])
+                    model.set_weights([stored[f"member{m}_{i}"].astype(np.float32)
+                                       for i in range(len(model.weights))])
+                    members.append(model)
         except (OSError, ValueError, KeyError, TypeError) as e:
             why = str(e).splitlines()[0] if isinstance(e, ValueError) else e.__class__.__name__
             raise ValueError(f"{directory}: not a digit head ({ARCHITECTURE}) made by "
                              f"make digit-head ({why})") from None
-        return cls(model, config)
+        return cls(members, config)
 
     @classmethod
-    def fit(cls, embeddings, labels, epochs: int = 40, seed: int = 0, **config) -> "DigitHead":
-        """Trains on window embeddings [N, R, K, 96] of R renders per clip; `config` is
-        recorded (e.g. the data it came from)."""
+    def fit(cls, embeddings, labels, epochs: int = 40, seed: int = 0, members: int = MEMBERS,
+            speeds=SPEEDS, **config) -> "DigitHead":
+        """Trains `members` heads (seeds seed, seed + 1, …) on window embeddings [N, R, K, 96]
+        of R renders per clip; `config` is recorded (e.g. the data it came from)."""
         start = time.perf_counter()
-        model = fit_head(embeddings, labels, epochs, seed)
-        return cls(model, {"architecture": ARCHITECTURE, "embedding": PACKAGE,
-                           "sample_rate": SAMPLE_RATE, "length": LENGTH,
-                           "windows": int(np.shape(embeddings)[2]),
-                           "num_classes": int(np.max(labels)) + 1, "epochs": epochs,
-                           "seed": seed, "hidden": HIDDEN, "dropout": DROPOUT,
-                           "train_count": int(len(labels)),
-                           "renders": int(np.shape(embeddings)[1]),
-                           "train_seconds": round(time.perf_counter() - start, 1), **config})
+        models = [fit_head(embeddings, labels, epochs, seed + m) for m in range(members)]
+        return cls(models, {"architecture": ARCHITECTURE, "embedding": PACKAGE,
+                            "sample_rate": SAMPLE_RATE, "length": LENGTH,
+                            "windows": int(np.shape(embeddings)[2]),
+                            "num_classes": int(np.max(labels)) + 1, "epochs": epochs,
+                            "seed": seed, "members": members, "speeds": list(speeds),
+                            "hidden": HIDDEN, "dropout": DROPOUT,
+                            "train_count": int(len(labels)),
+                            "renders": int(np.shape(embeddings)[1]),
+                            "train_seconds": round(time.perf_counter() - start, 1), **config})

@@ -98,10 +98,21 @@ class SpeechEmbedding:
         return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
     def __call__(self, audio) -> np.ndarray:
+        return self.from_mels(self.mels(audio))
+
+    def mels(self, audio) -> np.ndarray:
+        """audio [N, T] → the embedding's input: 32 mel bands every 10 ms [N, F, 32], each clip
+        centred in CONTEXT (F = 197 for 2 s)."""
         x = centred(audio) * 32767.0 + self.dither              # int16 scale, never all-zero
+        mels = [self._run(self.mel, x[i:i + self.batch_size])[:, 0] / 10.0 + 2.0
+                for i in range(0, len(x), self.batch_size)]
+        return np.concatenate(mels) if mels else np.zeros((0, 0, BANDS), np.float32)
+
+    def from_mels(self, mels) -> np.ndarray:
+        """mels [N, F, 32] → window embeddings [N, K, 96], a window of FRAMES every STRIDE."""
         out = []
-        for i in range(0, len(x), self.batch_size):
-            mel = self._run(self.mel, x[i:i + self.batch_size])[:, 0] / 10.0 + 2.0   # [b, F, 32]
+        for i in range(0, len(mels), self.batch_size):
+            mel = np.asarray(mels[i:i + self.batch_size], np.float32)
             starts = range(0, mel.shape[1] - FRAMES + 1, STRIDE)
             windows = np.stack([mel[:, s:s + FRAMES] for s in starts], 1)
             emb = self._run(self.embedding, windows.reshape(-1, FRAMES, BANDS, 1))

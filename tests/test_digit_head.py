@@ -54,16 +54,28 @@ def test_the_committed_head_recognises_the_bundled_digits_and_not_noise(digits):
 
 
 def test_a_trained_head_saves_and_loads_to_the_same_predictions(embedding, digits, tmp_path):
-    from evaluation.digit_head import DigitHead
+    from evaluation.digit_head import DigitHead, views
     audio, labels, _ = digits
     keep = np.arange(0, len(labels), 5)
     windows = embedding(audio[keep])
-    head = DigitHead.fit(windows[:, None], labels[keep], epochs=80, seed=0)
+    head = DigitHead.fit(windows[:, None], labels[keep], epochs=80, seed=0, members=2)
     head.save(tmp_path / "head")
     loaded = DigitHead.load(str(tmp_path / "head"))
-    np.testing.assert_allclose(loaded.logits_of(windows), head.logits_of(windows), atol=1e-5)
+    assert len(loaded.members) == 2 and loaded.config["speeds"] == [0.9, 1.1]
+    # float16 weights: the same digits, log-probabilities within float16 rounding
+    np.testing.assert_allclose(loaded.logits_of(windows), head.logits_of(windows), atol=2e-2)
+    assert (loaded.logits_of(windows).argmax(1) == head.logits_of(windows).argmax(1)).all()
     assert (loaded.logits_of(windows).argmax(1) == labels[keep]).mean() >= 0.9   # fits
     assert loaded.config["windows"] == 16 and loaded.config["renders"] == 1
+    # the log of the mean softmax of both members over the three views, as predict scores
+    sped = [embedding(v) for v in views(audio[keep])]
+    mean = sum(np.exp(loaded.logits_of(v)) for v in sped) / 3
+    np.testing.assert_allclose(np.exp(loaded.logits_of(*sped)), mean, atol=1e-5)
+    np.testing.assert_array_equal(loaded.predict(audio[keep]), mean.argmax(1))
+    # the two members differ (seeds 0 and 1) and each alone is a distribution
+    one = [np.exp(DigitHead([m], loaded.config).logits_of(windows)) for m in loaded.members]
+    assert np.abs(one[0] - one[1]).max() > 1e-3
+    np.testing.assert_allclose(one[0].sum(1), 1.0, atol=1e-5)
 
 
 def test_bad_head_directories_and_a_missing_embedding_are_one_line_errors(tmp_path,
@@ -93,14 +105,22 @@ def test_crossval_cli_on_a_small_corpus(tmp_path, digits, capsys):
     np.savez(corpus / "voices.npz", audio=(audio * 32767).astype(np.int16), label=labels,
              engine=engine, voice=np.char.add(engine, ":v"), speaker=engine, source=engine)
     args = ["--corpus", str(corpus), "--out", str(tmp_path / "head"), "--work",
-            str(tmp_path / "work"), "--renders", "1", "--epochs", "3", "--only", "loeo,final"]
+            str(tmp_path / "work"), "--renders", "1", "--warps", "1", "--members", "2",
+            "--epochs", "3", "--only", "loeo,final"]
     assert cv.main(args) == 0
     out = capsys.readouterr().out
     assert "loeo:espeak-ng" in out and "| held-out engine |" in out
     config = json.loads((tmp_path / "head" / "config.json").read_text())
     assert set(config["folds"]) == {"loeo:espeak-ng", "loeo:flite", "loeo:festival"}
     assert "leave-one-engine-out" in (tmp_path / "head" / "README.md").read_text().lower()
-    assert len(list((tmp_path / "work").glob("embeddings-*.npz"))) == 1
+    assert config["members"] == 2 and config["warps"] == 1 and config["renders"] == 3
+    assert "frequency-warped" in (tmp_path / "head" / "README.md").read_text()
+    cached = list((tmp_path / "work").glob("embeddings-*.npz"))
+    assert len(cached) == 1
+    with np.load(cached[0]) as c:      # clean; an audio and a warped render; two speeds
+        assert c["augmented"].shape == (len(labels), 2, 16, 96)
+        assert c["views"].shape == (len(labels), 2, 16, 96)
+        assert np.abs(c["augmented"][:, 1] - c["clean"]).mean() > 0.01   # the warp moved it
     assert cv.main([*args[:6], "--only", "score:flite"]) == 0
     assert "on flite voices" in capsys.readouterr().out
     assert cv.main(["--corpus", str(tmp_path / "none")]) == 2
