@@ -42,6 +42,7 @@ class DiffWaveFamily(WaveformFamily):
         """The base sampler; a mel run's samples are steered toward and refined on the
         conditioning log-mel by `consistency` (a Consistency; default: the run's params)."""
         from diffusion.core.consistency import Consistency, consistency_guided, refine
+        from diffusion.core.schedule import NoiseSchedule
         if consistency is None:
             consistency = Consistency.from_params(self.params.network)
         if not cond or "mel" not in cond or consistency.off:
@@ -53,7 +54,6 @@ class DiffWaveFamily(WaveformFamily):
             mel = log_mel(x0[..., 0], rate, n.hop_length, n.n_mels)
             return tf.reduce_mean(tf.abs(mel - target), axis=[1, 2])
 
-        from diffusion.core.schedule import NoiseSchedule
         guided = consistency_guided(denoise or self.denoiser(model, cond),
                                     NoiseSchedule.from_params(self.params), loss,
                                     consistency.scale, consistency.steps)
@@ -78,13 +78,12 @@ class DiffWaveFamily(WaveformFamily):
         """The base checks, then --consistency / --refine-steps into this run's params."""
         super().check_conditioning(args, run)
         n = self.params.network
-        for option, key in (("consistency", "consistency"), ("refine_steps", "refine_steps")):
-            value = getattr(args, option, None)
+        for key in ("consistency", "refine_steps"):
+            value = getattr(args, key, None)            # app.py's args may not carry them
             if value is None:
                 continue
             if self.conditioning != "mel":
-                raise ValueError(f"{run} is not mel-conditioned; drop --"
-                                 f"{option.replace('_', '-')}")
+                raise ValueError(f"{run} is not mel-conditioned; drop --{key.replace('_', '-')}")
             setattr(n, key, value)
         n.validate()                                             # ParamsError: a ValueError
 
