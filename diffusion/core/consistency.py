@@ -76,12 +76,15 @@ def consistency_guided(denoise, schedule, loss, scale: float, steps: int):
         alpha_bar = _broadcast(alpha_bar_at(schedule, t), x)
         noise_level = tf.sqrt(1.0 - alpha_bar)
         x0 = (x - noise_level * eps) / tf.sqrt(alpha_bar)                    # x̂₀
-        for _ in range(steps):
+
+        def move(i, x0):
             with tf.GradientTape() as tape:
                 tape.watch(x0)
                 total = tf.reduce_sum(loss(x0))           # examples apart: one gradient each
             g = tape.gradient(total, x0)
-            x0 = x0 - scale * noise_level * g / _per_example_rms(g)
+            return i + 1, x0 - scale * noise_level * g / _per_example_rms(g)
+
+        x0 = tf.while_loop(lambda i, _: i < steps, move, (0, x0))[1]         # a small graph
         return (x - tf.sqrt(alpha_bar) * x0) / noise_level                   # ε̂'
     return run
 

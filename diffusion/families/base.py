@@ -109,17 +109,21 @@ class Family:
         init, strength, noise, known). `denoise` replaces the bound network (e.g. chunked).
         The compiled step is kept per (model, scheduler config, rank of x), so repeated calls
         in one process (evaluation batches, TensorBoard samples) do not trace again."""
+        return self.sample_with(lambda c: self.denoiser(model, c), (id(model),), scheduler,
+                                shape, cond, seed, denoise, **options)
+
+    def sample_with(self, bind, key, scheduler, shape, cond=None, seed: int = 0, denoise=None,
+                    **options):
+        """`sample` with `bind(cond)` → denoise(x, t) as the network, its compiled step kept
+        under `key` (what else bind depends on: the model, a family's sampling settings)."""
         cond = cond or {}
         if denoise is not None or options.get("known") is not None:
-            return sample(denoise or self.denoiser(model, cond), scheduler, shape, seed,
-                          **options)
-        key = (id(model), _scheduler_key(scheduler), len(shape))
+            return sample(denoise or bind(cond), scheduler, shape, seed, **options)
+        key = (*key, _scheduler_key(scheduler), len(shape))
         cache = self.__dict__.setdefault("_steps", {})
         if key not in cache:
-            cache[key] = (model, traced_step(lambda c: self.denoiser(model, c), scheduler))
-        step = cache[key][1]
-        return sample(self.denoiser(model, cond), scheduler, shape, seed,
-                      step=(step, cond), **options)
+            cache[key] = (bind, traced_step(bind, scheduler))    # bind keeps the model alive
+        return sample(bind(cond), scheduler, shape, seed, step=(cache[key][1], cond), **options)
 
     @classmethod
     def add_arguments(cls, parser) -> None:

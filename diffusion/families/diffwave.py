@@ -41,24 +41,32 @@ class DiffWaveFamily(WaveformFamily):
                consistency=None, **options):
         """The base sampler; a mel run's samples are steered toward and refined on the
         conditioning log-mel by `consistency` (a Consistency; default: the run's params)."""
-        from diffusion.core.consistency import Consistency, consistency_guided, refine
-        from diffusion.core.schedule import NoiseSchedule
+        from diffusion.core.consistency import Consistency, refine
         if consistency is None:
             consistency = Consistency.from_params(self.params.network)
         if not cond or "mel" not in cond or consistency.off:
             return super().sample(model, scheduler, shape, cond, seed, denoise, **options)
-        n, rate = self.params.network, self.params.data.sample_rate
+        if denoise is not None:
+            denoise = self._guided(denoise, cond, consistency)
+        x = self.sample_with(lambda c: self._guided(self.denoiser(model, c), c, consistency),
+                             (id(model), consistency), scheduler, shape, cond, seed, denoise,
+                             **options)
         target = tf.convert_to_tensor(cond["mel"], tf.float32)
+        return refine(x, lambda x0: self._mel_distance(x0, target), consistency.refine_steps,
+                      consistency.refine_rate)
 
-        def loss(x0):                     # mean |Δ log-mel| per example (the vocoder report's L1)
-            mel = log_mel(x0[..., 0], rate, n.hop_length, n.n_mels)
-            return tf.reduce_mean(tf.abs(mel - target), axis=[1, 2])
+    def _mel_distance(self, x0, target):
+        """Mean |Δ log-mel| per example [B] (the vocoder report's log-mel L1)."""
+        n = self.params.network
+        mel = log_mel(x0[..., 0], self.params.data.sample_rate, n.hop_length, n.n_mels)
+        return tf.reduce_mean(tf.abs(mel - target), axis=[1, 2])
 
-        guided = consistency_guided(denoise or self.denoiser(model, cond),
-                                    NoiseSchedule.from_params(self.params), loss,
-                                    consistency.scale, consistency.steps)
-        x = super().sample(model, scheduler, shape, cond, seed, guided, **options)
-        return refine(x, loss, consistency.refine_steps, consistency.refine_rate)
+    def _guided(self, denoise, cond, consistency):
+        from diffusion.core.consistency import consistency_guided
+        from diffusion.core.schedule import NoiseSchedule
+        return consistency_guided(denoise, NoiseSchedule.from_params(self.params),
+                                  lambda x0: self._mel_distance(x0, cond["mel"]),
+                                  consistency.scale, consistency.steps)
 
     # --- generate.py and export.py ---------------------------------------------------------
     @classmethod
