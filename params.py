@@ -78,12 +78,26 @@ class DiffWaveParams:
     consistency_steps: int = 10       # gradient moves of x̂₀ per sampling step
     refine_steps: int = 0             # Adam steps on the sampled x₀ afterwards (0 = off)
     refine_rate: float = 1e-3         # their learning rate (Adam)
+    # mel runs: the prior of ε (PriorGrad, Lee et al. 2022): N(0, I), or N(0, Σ) with Σ^½ per
+    # sample from the conditioning frame's mel energy, clip(E/prior_energy, prior_std_min, 1)
+    prior: str = "standard"           # standard | priorgrad
+    prior_std_min: float = 0.1        # σ floor (PriorGrad's σ_min)
+    prior_energy: float = 20.0        # the frame mel energy that maps to σ = 1 (≈ the max of
+                                      # the vocoder corpus at −1 dBFS peak)
 
     def validate(self):
         _positive(self, "residual_layers", "residual_channels", "dilation_cycle",
                   "num_classes", "n_mels", "hop_length", "consistency_steps", "refine_rate")
         _nonnegative(self, "consistency", "refine_steps")
+        _positive(self, "prior_std_min", "prior_energy")
         _choice(self, "conditioning", ("none", "class", "mel"))
+        _choice(self, "prior", ("standard", "priorgrad"))
+        if self.prior == "priorgrad" and self.conditioning != "mel":
+            raise ParamsError(f"network.prior 'priorgrad' draws its noise from the conditioning "
+                              f"mel: it needs conditioning 'mel', not {self.conditioning!r}")
+        if not self.prior_std_min <= 1.0:
+            raise ParamsError(f"network.prior_std_min must be in (0, 1], got "
+                              f"{self.prior_std_min}")
         _choice(self, "impl", ("auto", "reference", "fused"))
         if self.conditioning != "mel" and (self.consistency or self.refine_steps):
             raise ParamsError(f"network.consistency / network.refine_steps steer toward a "

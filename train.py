@@ -167,7 +167,9 @@ def train_on_images(args, params, strategy) -> int:
     return run_training(args, params, strategy, dataset)
 
 
-SAME_WEIGHTS = ("cfg_drop", "guidance")    # network keys that do not change the weights
+# network keys that do not change the weights: sampling settings, the noise prior, the kernels
+SAME_WEIGHTS = ("cfg_drop", "guidance", "consistency", "consistency_steps", "refine_steps",
+                "refine_rate", "prior", "prior_std_min", "prior_energy", "impl")
 
 
 def check_init_from(other_run, params) -> None:

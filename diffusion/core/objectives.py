@@ -27,12 +27,16 @@ def draw_steps_and_noise(schedule, shape, seed):
     return t, noise
 
 
-def epsilon_loss(denoise, schedule, x0, t, noise, kind: str = "l1"):
+def epsilon_loss(denoise, schedule, x0, t, noise, kind: str = "l1", prior_std=None):
     """Per-example ‖ε − ε_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t)‖ averaged over the non-batch axes:
-    L1 (the DiffWave reference) or L2 (DDPM's L_simple). Returns [B] float32."""
+    L1 (the DiffWave reference) or L2 (DDPM's L_simple). Returns [B] float32.
+    PriorGrad (Lee et al. 2022, eq. 6): with ε ~ N(0, Σ), Σ^½ = `prior_std` (the caller's
+    `noise` is already drawn from it), the error is measured in Σ^−½ units: ‖Σ^−½(ε − ε_θ)‖."""
     x0 = tf.cast(x0, tf.float32)
     x_t = schedule.q_sample(x0, t, noise)                     # q(x_t | x_0)
     error = tf.cast(denoise(x_t, t), tf.float32) - noise
+    if prior_std is not None:
+        error = error / prior_std
     error = tf.abs(error) if kind == "l1" else tf.square(error)
     return tf.reduce_mean(tf.reshape(error, [tf.shape(x0)[0], -1]), axis=1)
 
@@ -79,8 +83,8 @@ class EpsilonObjective:
     def draw(self, shape, seed):
         return draw_steps_and_noise(self.schedule, shape, seed)
 
-    def loss(self, denoise, x0, t, noise):
-        return epsilon_loss(denoise, self.schedule, x0, t, noise, self.kind)
+    def loss(self, denoise, x0, t, noise, prior_std=None):
+        return epsilon_loss(denoise, self.schedule, x0, t, noise, self.kind, prior_std)
 
 
 class VObjective:

@@ -6,7 +6,8 @@
 
 `denoise(x_t, t [N]) → ε̂ (or v̂)` is the network with its conditioning bound (a family's
 `denoiser`). The noise is stateless, keyed by (seed, inference index), so a sample is a
-function of its seed.
+function of its seed. `prior_std` (PriorGrad, Lee et al. 2022): the prior is N(0, Σ) with
+Σ^½ = prior_std (broadcast against x), so x_T and every step's z are drawn from it.
 
 DELIBERATE COPY: `sample` (a Python loop of one traced step each, with progress, audio-to-audio,
 in/out-painting) and `graph_sample` (the same maths in one tf.while_loop, for SavedModels) are
@@ -66,15 +67,16 @@ def traced_step(denoiser, scheduler):
     `denoiser(cond)` (cond a dict of tensors, an argument, so new labels or texts do not
     retrace). A caller that keeps it (Family.sample) traces once per process, not per call."""
     @tf.function(reduce_retracing=True)
-    def step(x, n, seed, cond):
+    def step(x, n, seed, cond, prior_std):
         t = tf.fill(tf.shape(x)[:1], scheduler.model_steps[n])
-        return scheduler.step(denoiser(cond)(x, t), n, x, step_noise(tf.shape(x), seed, n))
+        z = prior_std * step_noise(tf.shape(x), seed, n)                  # z ~ N(0, Σ)
+        return scheduler.step(denoiser(cond)(x, t), n, x, z)
     return step
 
 
 def sample(denoise, scheduler, shape, seed: int = 0, progress=None, init=None,
            strength: float = 1.0, noise=None, return_sequence: bool = False, known=None,
-           step=None):
+           step=None, prior_std=None):
     """Runs the backward process, one compiled step per inference step (a single trace).
 
     From pure noise x_T (drawn from `seed`, or `noise` — e.g. a DDIM encoding), or
@@ -84,10 +86,11 @@ def sample(denoise, scheduler, shape, seed: int = 0, progress=None, init=None,
     with the fixed noise z_known of `seed`; mask broadcasts against x.
     `denoise(x, t [B]) → ε̂`; `progress(i, total)` after each step. `step`: a
     `traced_step(...)` and its cond, (step, cond), to use instead of tracing a new one (not
-    with `known`).
+    with `known`). `prior_std`: Σ^½ of a data-dependent prior (PriorGrad), else N(0, I).
     Returns x₀, or with return_sequence the list [x_start, …, x₀]. Reproducible per seed.
     """
     shape = tf.constant(shape, tf.int32)
+    std = tf.constant(1.0) if prior_std is None else tf.convert_to_tensor(prior_std, tf.float32)
     if known is not None:
         x_known = tf.convert_to_tensor(known[0], tf.float32)
         mask = tf.cast(tf.convert_to_tensor(known[1]), tf.float32)
@@ -104,16 +107,17 @@ def sample(denoise, scheduler, shape, seed: int = 0, progress=None, init=None,
     @tf.function(reduce_retracing=True)
     def one_step(x, n):
         t = tf.fill(shape[:1], scheduler.model_steps[n])
-        x = scheduler.step(denoise(x, t), n, x, step_noise(shape, seed, n))
+        x = scheduler.step(denoise(x, t), n, x, std * step_noise(shape, seed, n))
         return keep_known(x, n - 1)
 
     if step is not None and known is None:
         traced, cond = step
         seed_t = tf.constant(seed, tf.int32)
-        one_step = lambda x, n: traced(x, n, seed_t, cond)  # noqa: E731
+        one_step = lambda x, n: traced(x, n, seed_t, cond, std)  # noqa: E731
 
     start = scheduler.num_inference_steps - 1
-    x = initial_noise(shape, seed) if noise is None else tf.convert_to_tensor(noise, tf.float32)
+    x = std * initial_noise(shape, seed) if noise is None else tf.convert_to_tensor(noise,
+                                                                                   tf.float32)
     if init is not None:
         start = scheduler.start_index(strength)
         x = scheduler.add_noise(tf.convert_to_tensor(init, tf.float32), x, start)
@@ -172,19 +176,21 @@ def chunked(denoise, chunk: int, halo: int):
 
 
 # DELIBERATE COPY of `sample`'s loop (see the module docstring).
-def graph_sample(denoise, scheduler, shape, seed, spec):
+def graph_sample(denoise, scheduler, shape, seed, spec, prior_std=1.0):
     """x_T → x₀ over the scheduler's inference indices in one tf.while_loop, with the Python
     sampler's noise (stateless, keyed by seed and index): `sample`'s maths, in the graph.
-    `shape` is the dynamic shape tensor, `spec` the static shape x keeps (None = any)."""
+    `shape` is the dynamic shape tensor, `spec` the static shape x keeps (None = any);
+    `prior_std` as in `sample`."""
     spec = tf.TensorShape(spec)
 
     def body(i, x):
         n = scheduler.num_inference_steps - 1 - i
         t = tf.fill(shape[:1], scheduler.model_steps[n])
-        x = scheduler.step(denoise(x, t), n, x, step_noise(shape, seed, n))
+        x = scheduler.step(denoise(x, t), n, x, prior_std * step_noise(shape, seed, n))
         return i + 1, tf.ensure_shape(x, spec)
 
+    x_T = tf.ensure_shape(prior_std * initial_noise(shape, seed), spec)
     _, x = tf.while_loop(lambda i, _: i < scheduler.num_inference_steps, body,
-                         (tf.constant(0), tf.ensure_shape(initial_noise(shape, seed), spec)),
+                         (tf.constant(0), x_T),
                          shape_invariants=(tf.TensorShape([]), spec))
     return x

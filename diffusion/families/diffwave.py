@@ -37,13 +37,38 @@ class DiffWaveFamily(WaveformFamily):
             return audio, {"mel": mel}
         return audio, {}
 
+    # --- PriorGrad (Lee et al. 2022): ε ~ N(0, Σ), Σ^½ from the conditioning mel ---------------
+    def prior_std(self, cond):
+        """Σ^½ [B, frames·hop, 1] of a priorgrad mel run (else None): per frame, the mel energy
+        E = √Σ_k m_k² (m: the log-mel's linear magnitude, data/features.py's scaling inverted),
+        σ = clip(E / prior_energy, prior_std_min, 1), held for the frame's hop samples."""
+        n = self.params.network
+        if n.prior != "priorgrad" or not cond or "mel" not in cond:
+            return None
+        mel = tf.convert_to_tensor(cond["mel"], tf.float32)
+        magnitude = tf.pow(10.0, (mel * 100.0 - 80.0) / 20.0)
+        energy = tf.sqrt(tf.reduce_sum(tf.square(magnitude), axis=-1))                # [B, F]
+        std = tf.clip_by_value(energy / n.prior_energy, n.prior_std_min, 1.0)
+        return tf.repeat(std, n.hop_length, axis=1)[..., None]
+
+    def loss(self, objective, model, x0, cond, draws, seed):
+        """The base loss; PriorGrad draws ε from N(0, Σ) and weights the error by Σ^−½."""
+        std = self.prior_std(cond)
+        if std is None:
+            return super().loss(objective, model, x0, cond, draws, seed)
+        denoise = self.denoiser(model, cond, training=True)
+        return objective.loss(denoise, x0, draws["t"], draws["noise"] * std, std), {}
+
     def sample(self, model, scheduler, shape, cond=None, seed: int = 0, denoise=None,
                consistency=None, **options):
-        """The base sampler; a mel run's samples are steered toward and refined on the
-        conditioning log-mel by `consistency` (a Consistency; default: the run's params)."""
+        """The base sampler (from the PriorGrad prior when the run has it); a mel run's samples
+        are steered toward and refined on the conditioning log-mel by `consistency` (a
+        Consistency; default: the run's params)."""
         from diffusion.core.consistency import Consistency, refine
         if consistency is None:
             consistency = Consistency.from_params(self.params.network)
+        if options.get("prior_std") is None:
+            options["prior_std"] = self.prior_std(cond)
         if not cond or "mel" not in cond or consistency.off:
             return super().sample(model, scheduler, shape, cond, seed, denoise, **options)
         if denoise is not None:

@@ -64,7 +64,9 @@ class SamplerModule(tf.Module):
         denoise = self.family.denoiser(self.model, cond)
         if self.chunk and "mel" not in cond:
             denoise = chunked(denoise, self.chunk, self.halo)
-        x = graph_sample(denoise, self.scheduler, shape, seed, [None, None, 1])
+        std = self.family.prior_std(cond)                  # PriorGrad runs: Σ^½ from the mel
+        x = graph_sample(denoise, self.scheduler, shape, seed, [None, None, 1],
+                         1.0 if std is None else std)
         return {"audio": x[..., 0]}
 
     def generate(self, num_samples, length, seed, label=None):
