@@ -112,6 +112,7 @@ demo-train: $(STAMP)
 # the background: re-running resumes from the run's last checkpoint, PRETRAIN_STEPS is where to
 # stop. Package a run with export.py --format pretrained (its card: pretrained/README.md).
 PRETRAIN_STEPS ?= 200000
+VOCODER_CORPUS := dataset/cache/vocoder/train.jsonl
 # The vocoder (issue #27) learns from the speech-and-music corpus below, split by voice.
 pretrain-vocoder: $(STAMP) $(VOCODER_CORPUS)
 	$(PY) train.py --model diffwave --preset vocoder --data $(VOCODER_CORPUS) \
@@ -123,7 +124,6 @@ pretrain-vocoder: $(STAMP) $(VOCODER_CORPUS)
 VOCODER_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k \
 	festvox-us-slt-hts hedgewars-data asterisk-core-sounds-en-g722 sonic-pi-samples fortune-mod \
 	fortunes-min ffmpeg
-VOCODER_CORPUS := dataset/cache/vocoder/train.jsonl
 vocoder-corpus: $(VOCODER_CORPUS)
 $(VOCODER_CORPUS): | $(STAMP)
 	@if ! dpkg -s $(VOCODER_PACKAGES) >/dev/null 2>&1; then apt-get update -qq && \

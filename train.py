@@ -31,7 +31,8 @@ IMAGE_MODELS = ("mel-unet", "mel-vae")      # may train on a stored mel-image da
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="diffwave", choices=sorted(NETWORKS))
+    p.add_argument("--model", default=None, choices=sorted(NETWORKS),
+                   help="model family (default: diffwave, or --init-from's)")
     p.add_argument("--data", required=True, help="audio directory (recursive) or metadata.jsonl")
     p.add_argument("--run", required=True, help="run directory (params.json, checkpoints, logs)")
     p.add_argument("--preset", default=None,
@@ -50,8 +51,8 @@ def parse_args(argv=None):
     p.add_argument("--prepare-only", action="store_true",
                    help="decode and cache the data, print a summary and one batch, then stop")
     p.add_argument("--init-from", default=None, metavar="RUN",
-                   help="fine-tune: start a new run from RUN's weights and EMA (same network "
-                        "params; fresh optimizer and step)")
+                   help="fine-tune: start a new run from RUN's weights and EMA, with RUN's "
+                        "params unless --preset is given (fresh optimizer and step)")
     p.add_argument("--rebuild-cache", action="store_true", help="ignore an existing data cache")
     p.add_argument("--autoencoder", default=None,
                    help="--model diffgen: the DiffAE run whose latents it learns to generate")
@@ -62,12 +63,12 @@ def resolve_params(args) -> Params:
     """New run: preset + overrides, saved. Existing run: its params.json, which must agree."""
     if args.autoencoder is not None:          # diffgen: the DiffAE run, kept in params.json
         from diffusion.families.text_to_audio.family import check_autoencoder_run
-        if args.model != "diffgen":
+        if (args.model or "diffwave") != "diffgen":
             raise ParamsError(f"--autoencoder applies to --model diffgen, not {args.model}")
         check_autoencoder_run(args.autoencoder)
         args.overrides = [*args.overrides,
                           f"network.autoencoder={os.path.abspath(args.autoencoder)}"]
-    requested = apply_overrides(get_preset(args.preset or "base", args.model), args.overrides)
+    requested = apply_overrides(base_params(args), args.overrides)
     path = os.path.join(args.run, "params.json")
     if requested.model == "diffgen" and not os.path.exists(path):
         from diffusion.families.text_to_audio.family import check_autoencoder_run
@@ -76,6 +77,7 @@ def resolve_params(args) -> Params:
         from diffusion.families.mel.vae import check_vae_run     # before params.json is written
         check_vae_run(requested.network.vae_run, requested)
     if not os.path.exists(path):
+        check_init_from(args.init_from, requested)     # before the run directory is written
         try:
             requested.save(path)
         except OSError as e:
@@ -94,6 +96,21 @@ def resolve_params(args) -> Params:
         raise ParamsError(f"{path} holds other params ({'; '.join(diffs[:3])}); "
                           f"use a new --run directory or the run's own settings")
     return saved
+
+
+def base_params(args) -> Params:
+    """The preset (default base), or with --init-from and no --preset the source run's params:
+    fine-tuning a bundled model needs no other flag."""
+    if args.init_from is None or args.preset is not None:
+        return get_preset(args.preset or "base", args.model or "diffwave")
+    source = os.path.join(args.init_from, "params.json")
+    if not os.path.isfile(source):
+        raise ParamsError(f"--init-from {args.init_from}: no params.json (not a run directory)")
+    params = Params.load(source)
+    if args.model not in (None, params.model):
+        raise ParamsError(f"--init-from {args.init_from} is a {params.model} run, not "
+                          f"{args.model}; drop --model or give --preset")
+    return params
 
 
 def check_labels(prepared, params):

@@ -248,7 +248,7 @@ def chorale_rows() -> list[dict]:
     return rows
 
 
-def build(out: Path, seed: int = 0, scale: float = 1.0) -> dict:
+def build(out: Path, seed: int = 0, scale: float = 1.0, kokoro_seconds: float = 300.0) -> dict:
     for path, pkg in ((FORTUNES, "fortunes-min"), (HEDGEWARS, "hedgewars-data"),
                       (ALLISON, "asterisk-core-sounds-en-g722"), (SONIC_PI, "sonic-pi-samples")):
         if not path.exists():
@@ -281,12 +281,14 @@ def build(out: Path, seed: int = 0, scale: float = 1.0) -> dict:
     for row, audio in recorded_jobs(seed):
         add(row, audio, noise=False)
     texts = {"train": train_texts, "valid": valid_texts, "test": test_texts}
-    for row, audio in kokoro_jobs(seed, {"train": 900 * scale, "valid": 60, "test": 60}, texts):
+    budget = {"train": kokoro_seconds * scale, "valid": 60, "test": 60}
+    for row, audio in kokoro_jobs(seed, budget, texts):
         add(row, audio, noise=True)
     for row in chorale_rows():
         row["path"] = os.path.relpath(row["path"], out.resolve())
         rows[row["split"]].append(row)
-    summary = {"seed": seed, "scale": scale, "seconds_to_build": round(time.perf_counter()
+    summary = {"seed": seed, "scale": scale, "kokoro_seconds": kokoro_seconds,
+               "seconds_to_build": round(time.perf_counter()
                                                                        - start, 1)}
     for split, split_rows in rows.items():
         write_jsonl(out / f"{split}.jsonl", split_rows)
@@ -305,10 +307,13 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(HERE / "cache" / "vocoder"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scale", type=float, default=1.0,
-                   help="× the synthetic training speech (900 s each of Kokoro and espeak-ng)")
+                   help="× the synthetic training speech (espeak-ng 900 s, Kokoro below)")
+    p.add_argument("--kokoro-seconds", type=float, default=300.0,
+                   help="Kokoro training speech in seconds (~1× real time to synthesise on 2 "
+                        "cores)")
     args = p.parse_args(argv)
     try:
-        summary = build(Path(args.out), args.seed, args.scale)
+        summary = build(Path(args.out), args.seed, args.scale, args.kokoro_seconds)
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
