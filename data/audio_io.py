@@ -1,11 +1,15 @@
 """Reading audio files: header probe (soundfile) and in-graph decoding (tensorflow-io).
 
-This is the only module that imports tensorflow_io. Every decoder returns float32 [T, C] in
-[-1, 1]. Formats: WAV 8/16/24/32-bit PCM and 32/64-bit float, FLAC, OGG/Vorbis, MP3.
+This is the only module that imports tensorflow_io (and PyAV). Every decoder returns float32
+[T, C] in [-1, 1]. Formats: WAV 8/16/24/32-bit PCM and 32/64-bit float, FLAC, OGG/Vorbis,
+Opus (.opus, Ogg), MP3; and what phones and browsers record: AAC in .m4a/.mp4 or ADTS .aac,
+Opus/Vorbis in WebM/Matroska (.webm/.weba/.mka), read by PyAV (FFmpeg's libraries).
 Backends, chosen per file by `probe(path, prefer)`:
   "tfio"       tensorflow-io, in-graph, for every format it reads right;
   "soundfile"  libsndfile in a tf.numpy_function (it releases the GIL, so tf.data's parallel
-               map still runs files side by side);
+               map still runs files side by side); a file libsndfile cannot open whose name is
+               one of FFMPEG_EXTENSIONS is decoded there by PyAV instead (decoder id SOUNDFILE
+               too: the host-side reader);
   "auto"       tfio for WAV, soundfile for FLAC/OGG/MP3, where libsndfile measured 4–7× faster
                than tfio's decoders on this CPU (benchmarks/bench_pipeline.py prints both).
   "pcm"        the project's own WAV reader (data/wav_header.py) for PCM/float WAVs whose
@@ -21,6 +25,7 @@ import dataclasses
 import functools
 import logging
 import os
+from fractions import Fraction
 
 import numpy as np
 import soundfile as sf
@@ -30,8 +35,13 @@ from data import wav_header
 
 log = logging.getLogger(__name__)
 
-AUDIO_EXTENSIONS = (".wav", ".wave", ".bwf", ".rf64", ".w64", ".flac", ".ogg", ".oga", ".mp3",
-                    ".aif", ".aiff", ".aifc", ".caf")
+# libsndfile's (Opus in Ogg too: libsndfile 1.2 decodes it, at the rate in its header).
+SNDFILE_EXTENSIONS = (".wav", ".wave", ".bwf", ".rf64", ".w64", ".flac", ".ogg", ".oga", ".opus",
+                      ".mp3", ".aif", ".aiff", ".aifc", ".caf")
+# PyAV's, when libsndfile cannot open the file: AAC in MP4 or ADTS, Opus/Vorbis in WebM/Matroska
+# (and an .opus file libsndfile rejects).
+FFMPEG_EXTENSIONS = (".m4a", ".mp4", ".aac", ".webm", ".weba", ".mka", ".opus")
+AUDIO_EXTENSIONS = tuple(dict.fromkeys(SNDFILE_EXTENSIONS + FFMPEG_EXTENSIONS))
 MAX_SAMPLE_RATE = 768_000
 
 # Decoder ids (what the probe picks, what the graph switches on).
@@ -84,6 +94,8 @@ def probe(path: str, prefer: str = "tfio") -> AudioInfo:
     except PermissionError:
         raise AudioError(f"{path}: permission denied") from None
     except (RuntimeError, sf.LibsndfileError, OSError) as e:
+        if (layout is None or not layout.readable) and path.lower().endswith(FFMPEG_EXTENSIONS):
+            return _av_probe(path)                        # M4A/AAC, WebM/Matroska
         if layout is None or not layout.readable:         # e.g. BW64, which libsndfile lacks
             reason = str(e).split(":")[-1].strip() or "not a readable audio file"
             raise AudioError(f"{path}: not a readable audio file ({reason})") from None
@@ -129,6 +141,160 @@ def tfio_available() -> bool:
         return False
 
 
+def accepted_formats() -> str:
+    """One line for error messages: the formats a data set may hold, by name and extension."""
+    pyav = "" if _pyav() is not None else " (these need PyAV: pip install av)"
+    return ("accepted formats: WAV, FLAC, Ogg Vorbis/Opus, MP3, AIFF, W64, CAF (" +
+            " ".join(SNDFILE_EXTENSIONS) + "); AAC in MP4/M4A/ADTS, Opus/Vorbis in WebM/Matroska ("
+            + " ".join(e for e in FFMPEG_EXTENSIONS if e not in SNDFILE_EXTENSIONS) + ")" + pyav)
+
+
+@functools.lru_cache(maxsize=1)
+def _pyav():
+    """PyAV (FFmpeg's libraries, bundled in its wheel), or None when it is not installed."""
+    try:
+        import av
+        return av
+    except ImportError:
+        return None
+
+
+def _container_name(container, path: str) -> str:
+    name = container.format.name
+    if "mp4" in name.split(","):
+        return "MP4"
+    if "matroska" in name.split(","):
+        return "WEBM" if path.lower().endswith((".webm", ".weba")) else "MATROSKA"
+    return name.split(",")[0].upper()                   # AAC (ADTS), OGG, …
+
+
+def _declared_frames(container, stream):
+    """The exact length an MP4's header gives (its edit list drops the encoder's priming and
+    the last frame's padding; FFmpeg's decoder output keeps the padding), else None: other
+    containers' durations are estimates (Matroska's in ms, ADTS's from the bit rate)."""
+    rate = stream.codec_context.sample_rate
+    if ("mp4" in container.format.name.split(",") and stream.duration and stream.time_base
+            and Fraction(stream.time_base) <= Fraction(1, rate)):
+        return int(round(stream.duration * Fraction(stream.time_base) * rate))
+    return None
+
+
+def _mp4_present(container, stream, declared: int) -> int:
+    """How many of an MP4's declared frames the file holds: a recording cut off mid-way keeps
+    its header (moov first) but not all the packets it lists. Reads the packets (not decoding
+    them) of the last 2 s, and of the whole file only when those are missing or cut."""
+    av, rate = _pyav(), stream.codec_context.sample_rate
+    unit = Fraction(stream.time_base) * rate                  # samples per time-base tick
+    origin = stream.start_time or 0
+    for start in (max(0, declared - 2 * rate), 0):
+        end, cut = None, False
+        try:
+            container.seek(int(start / unit) + origin, stream=stream, backward=True)
+            for packet in container.demux(stream):
+                if packet.size and packet.pts is not None:
+                    if packet.is_corrupt:                     # the file ends inside it
+                        cut = True
+                        break
+                    end = int((packet.pts - origin + (packet.duration or 0)) * unit)
+        except av.error.FFmpegError:
+            cut = True
+        if end is not None and (not cut or start == 0):
+            return min(end, declared)
+    return 0
+
+
+def _av_blocks(container, stream, failure: list):
+    """float32 [n, C] blocks of `stream`, in order. A file damaged mid-way ends at the damage
+    (the error is appended to `failure`); an error before the first block is raised."""
+    av, channels, started = _pyav(), stream.codec_context.channels, False
+    frames = container.decode(stream)
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as e:
+            if not started:
+                raise
+            failure.append(e)
+            return
+        data = frame.to_ndarray()
+        data = data.T if frame.format.is_planar else data.reshape(-1, frame.layout.nb_channels)
+        if data.shape[1] != channels:
+            raise ValueError(f"channel count changes mid-stream ({channels} → {data.shape[1]})")
+        if data.dtype.kind != "f":
+            data = ((data.astype(np.float32) - 128) / 128 if data.dtype == np.uint8 else
+                    data.astype(np.float32) / float(2 ** (8 * data.dtype.itemsize - 1)))
+        started = True
+        yield data.astype(np.float32, copy=False)
+
+
+def _av_probe(path: str) -> AudioInfo:
+    """probe() for what libsndfile cannot open: the first audio stream, through PyAV. Its
+    length is the MP4 header's, or else counted by decoding (nothing else is exact)."""
+    av = _pyav()
+    if av is None:
+        raise AudioError(f"{path}: {os.path.splitext(path)[1]} files need PyAV "
+                         f"(pip install av), which is not installed")
+    failure: list = []
+    try:
+        with av.open(path) as container:
+            if not container.streams.audio:
+                raise AudioError(f"{path}: no audio stream ({container.format.long_name})")
+            stream = container.streams.audio[0]
+            ctx = stream.codec_context
+            rate, channels = int(ctx.sample_rate or 0), int(ctx.channels or 0)
+            fmt, codec = _container_name(container, path), ctx.name.upper()
+            if not 1 <= rate <= MAX_SAMPLE_RATE:
+                raise RateError(f"{path}: impossible sample rate {rate} Hz")
+            if channels < 1:
+                raise AudioError(f"{path}: no audio channels")
+            declared = _declared_frames(container, stream)
+            estimate = container.duration / 1e6 if container.duration else None
+            if declared is not None:
+                frames = _mp4_present(container, stream, declared)
+                estimate = declared / rate
+            else:
+                frames = sum(len(b) for b in _av_blocks(container, stream, failure))
+    except (av.error.FFmpegError, ValueError) as e:
+        if isinstance(e, AudioError):
+            raise
+        reason = str(e).split(":")[0].split("] ")[-1].strip() or "not a readable audio file"
+        raise AudioError(f"{path}: not a readable audio file ({reason})") from None
+    if frames <= 0:
+        raise AudioError(f"{path}: empty (0 samples)")
+    note, damaged = "", False
+    # Matroska's duration is in ms and counts the codec delay: only a real shortfall is damage
+    # (an MP4's length is exact).
+    if failure or (estimate is not None and
+                   frames < estimate * rate - (0 if declared is not None else 0.1 * rate)):
+        damaged = True
+        note = f"recovered {frames / rate:.2f} s" + (f" of {estimate:.2f} s" if estimate else "") \
+            + " (truncated)"
+    return AudioInfo(path, fmt, codec, rate, channels, frames, SOUNDFILE, note, damaged)
+
+
+def _av_read(path: str, start: int = 0, stop: int = -1) -> np.ndarray:
+    """Frames [start, stop) of the first audio stream, through PyAV: decoded from the start
+    (timestamps in Matroska are in ms, so no seeking), up to an MP4 header's exact length."""
+    av = _pyav()
+    with av.open(path) as container:
+        stream = container.streams.audio[0]
+        end = _declared_frames(container, stream)
+        if stop >= 0:
+            end = stop if end is None else min(end, stop)
+        parts, position = [], 0
+        for block in _av_blocks(container, stream, []):
+            lo, hi = max(start - position, 0), len(block) if end is None else end - position
+            if hi > lo:
+                parts.append(block[lo:hi])
+            position += len(block)
+            if end is not None and position >= end:
+                break
+        channels = stream.codec_context.channels
+    return np.concatenate(parts) if parts else np.zeros((0, channels), np.float32)
+
+
 def _path(path):
     path = path.item() if isinstance(path, np.ndarray) else path
     return path.decode() if isinstance(path, bytes) else path
@@ -144,7 +310,13 @@ def _soundfile_read(path, start=0, stop=-1, block=1024):
     except (RuntimeError, sf.LibsndfileError):
         pass
     parts = []
-    with sf.SoundFile(_path(path)) as f:
+    try:
+        f = sf.SoundFile(_path(path))
+    except (RuntimeError, sf.LibsndfileError):
+        if _path(path).lower().endswith(FFMPEG_EXTENSIONS) and _pyav() is not None:
+            return _av_read(_path(path), int(start), -1 if stop is None else stop)
+        raise
+    with f:
         if int(start):                    # (GSM 6.10 and some codecs cannot seek at all)
             f.seek(int(start))
         remaining = (stop - int(start)) if stop is not None else None

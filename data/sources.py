@@ -15,7 +15,8 @@ import json
 import os
 from pathlib import Path
 
-from data.audio_io import AUDIO_EXTENSIONS, AudioError, AudioInfo, RateError, probe
+from data.audio_io import (AUDIO_EXTENSIONS, AudioError, AudioInfo, RateError,
+                           accepted_formats, probe)
 
 
 class DataError(ValueError):
@@ -130,14 +131,26 @@ def find_sources(data, decoder: str = "auto", recover: str = "warn") -> SourceRe
         if data.suffix != ".jsonl":
             raise DataError(f"{data}: expected a directory of audio or a metadata .jsonl file")
         _read_metadata(data, report, decoder, recover)
-    else:
+    other = []                              # files whose extension is not an audio format's
+    if data.is_dir():
         for root, dirs, files in os.walk(data):
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "cache")
             for name in sorted(files):
                 if name.lower().endswith(AUDIO_EXTENSIONS):
                     _probe_or_skip(report, Path(root) / name, decoder, recover)
+                elif not name.startswith("."):
+                    other.append(str(Path(root) / name))
     if not report.sources:
-        detail = f" ({len(report.skipped)} files skipped, e.g. {report.skipped[0][0]}: " \
-                 f"{report.skipped[0][1]})" if report.skipped else ""
-        raise DataError(f"{data}: no usable audio{detail}")
+        raise DataError(_no_usable_audio(data, report, other))
     return report
+
+
+def _no_usable_audio(data, report: SourceReport, other: list, limit: int = 10) -> str:
+    """One line: what was skipped, which files were not even tried (by extension), and the
+    formats that are accepted."""
+    detail = f" ({len(report.skipped)} files skipped, e.g. {report.skipped[0][0]}: " \
+             f"{report.skipped[0][1]})" if report.skipped else ""
+    if other:
+        detail += f"; {len(other)} files of unsupported type: {', '.join(other[:limit])}" + \
+                  (f" and {len(other) - limit} more" if len(other) > limit else "")
+    return f"{data}: no usable audio{detail}; {accepted_formats()}"

@@ -101,6 +101,11 @@ def _channel_mask(raw):               # WAVE_FORMAT_EXTENSIBLE, 3 channels, mask
     return raw
 
 
+def _recordings(d):                   # what phones and browsers record (tests/data/formats)
+    for name in ("tone.m4a", "tone.opus", "tone.webm"):
+        shutil.copy(ROOT / "tests" / "data" / "formats" / name, d / name)
+
+
 def _unreadable(d):
     sf.write(d / "locked.wav", tone(), RATE)
     os.chmod(d / "locked.wav", 0)
@@ -124,6 +129,9 @@ DATA_CASES = [
      "notes.mp3: not a readable audio file"),
     ("unreadable", _unreadable, 2, "locked.wav: permission denied"),
     ("no audio at all", _write("readme.txt", raw=b"nothing to hear"), 2, "no usable audio"),
+    ("unknown format", _write("take.xyz", raw=b"\0" * 4000), 2,
+     r"no usable audio; 1 files of unsupported type: .*take.xyz; accepted formats: .*\.wav"),
+    ("phone/browser recordings (.m4a .opus .webm)", _recordings, 0, r"data: 3 files, 0\.9 s"),
     ("impossible header rate", _zero_rate, 2, "zero_rate.wav"),
     ("huge file, streamed", _write("long.flac", tone(seconds=150, rate=8000), rate=8000), 0,
      "3 clips"),
