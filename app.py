@@ -1,11 +1,12 @@
 """A generation web UI (Gradio) for every run and exported SavedModel under the given directories.
 
-    python app.py [--runs runs/ pretrained/] [--port 7860] [--host 127.0.0.1] [--max-upload-mb 20]
+    python app.py [--runs DIR ...] [--port 7860] [--host 127.0.0.1] [--max-upload-mb 20]
 
 The form adapts to the chosen run's family (label, text and guidance, audio to start from,
 in/out-painting, a mel input, a neural vocoder); generation is generate.py's own path
 (generate.load / generate.generate / generate.write_clips), so a clip made here equals the CLI's
-for the same options. Only directories found under --runs are offered or accepted (every path
+for the same options. --runs defaults to pretrained/ and runs/ (those that exist), so the
+bundled models are there on a fresh clone. Only directories found under --runs are offered or accepted (every path
 is resolved and checked), uploads are limited in size and length, and every bad input or
 failing run becomes a message in the page while the server keeps serving. Details: docs/ui.md.
 """
@@ -27,6 +28,7 @@ MAX_CLIPS = 4                # clips per request (one player each)
 MAX_SECONDS = 30.0           # length of a generated clip
 MAX_UPLOAD_SECONDS = 60.0    # length of an uploaded clip (checked from its header)
 MAX_UPLOAD_MB = 20           # size of one upload (the server refuses larger ones)
+DEFAULT_RUNS = ("pretrained", "runs")   # --runs when none is given
 SCAN_DEPTH = 3               # how deep below each --runs directory runs are looked for
 KEEP_REQUESTS = 16           # output directories kept (older ones are deleted)
 log = logging.getLogger("app")
@@ -404,8 +406,9 @@ def build(server):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--runs", nargs="+", default=["runs"],
-                   help="directories holding run directories and exported SavedModels")
+    p.add_argument("--runs", nargs="+", default=None,
+                   help="directories holding run directories and exported SavedModels "
+                        f"(default: those of {' '.join(DEFAULT_RUNS)} that exist)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default loopback only; 0.0.0.0 exposes it)")
@@ -418,6 +421,11 @@ def main(argv=None) -> int:
     global MAX_UPLOAD_MB
     args = parse_args(argv)
     MAX_UPLOAD_MB = args.max_upload_mb
+    if args.runs is None:                 # the bundled models and the user's runs
+        args.runs = [r for r in DEFAULT_RUNS if os.path.isdir(r)]
+        if not args.runs:
+            print("error: no pretrained/ or runs/ here: give --runs DIR", file=sys.stderr)
+            return 2
     missing = [r for r in args.runs if not os.path.isdir(r)]
     if missing:
         print(f"error: --runs {' '.join(missing)}: no such directory", file=sys.stderr)
