@@ -193,7 +193,7 @@ $(VOICE_CORPUS): | $(STAMP)
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DIGIT_SYNTHS) >/dev/null; fi
 	$(PY) dataset/build_voices.py
 digit-classifier: $(STAMP) $(VOICE_CORPUS)
-	$(PY) -m evaluation.digit_crossval
+	$(PY) -m evaluation.digit_crossval --write-card
 
 # The digit head on Google's frozen speech embedding (issue #18; evaluation/digit_head.py): the
 # same corpus and folds, the corpus embedded once (clean + 4 augmented renders, cached in

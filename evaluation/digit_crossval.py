@@ -214,6 +214,8 @@ def main(argv=None) -> int:
                         "score:ENGINE (OUT's classifier on that engine's clips), in that order")
     p.add_argument("--scorer", choices=("classifier", "sphinx"), default="classifier",
                    help="score:ENGINE with OUT's classifier or with PocketSphinx")
+    p.add_argument("--write-card", action="store_true",
+                   help="put the fold table into OUT's config.json and model card")
     args = p.parse_args(argv)
     plan = {"loeo": [(f"loeo:{e}", "engine", (e,)) for e in ENGINES],
             "lovo": [(f"lovo:{'+'.join(h)}", "speaker", h) for h in LOVO_FOLDS]}
@@ -260,7 +262,8 @@ def main(argv=None) -> int:
                 cache_path.write_text(json.dumps(cache, indent=1))
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     folds = {k.split(" ")[0]: v for k, v in cache.items() if k.endswith(f" {settings}")}
-    write_folds(args.out, folds, settings)
+    if args.write_card:               # nothing writes into pretrained/ unless asked
+        write_folds(args.out, folds, settings)
     print(fold_table(folds))
     return 0
 

@@ -131,9 +131,10 @@ def train_final(corpus, embeddings, args, folds) -> None:
           f"{args.out}")
 
 
-def score_engine(corpus, engine: str, out) -> str:
-    """The committed head (OUT) on every corpus clip of `engine`, per voice; an engine it was
-    not trained on goes into OUT's config and card ("never heard")."""
+def score_engine(corpus, engine: str, out, write_card_too: bool = False) -> str:
+    """The committed head (OUT) on every corpus clip of `engine`, per voice; with
+    write_card_too, an engine it was not trained on goes into OUT's config and card ("never
+    heard")."""
     from evaluation.digit_head import DigitHead
     keep = corpus["engine"] == engine
     if not keep.any():
@@ -141,7 +142,7 @@ def score_engine(corpus, engine: str, out) -> str:
     head = DigitHead.load(str(out))
     result = predictions_by_group(head.predict(corpus["audio"][keep]), corpus["label"][keep],
                                   corpus["voice"][keep])
-    if engine not in head.config.get("engines", [engine]):
+    if write_card_too and engine not in head.config.get("engines", [engine]):
         head.config.setdefault("never_heard", {})[engine] = result
         head.save(out)
         write_card(out, head.config)
@@ -160,7 +161,7 @@ def write_card(directory, config: dict) -> None:
     from evaluation.digit_card import fold_table, robustness_table
     never = "".join(f"\n\n## Voices of an engine it never heard: {engine}\n\n"
                     f"`python -m evaluation.digit_head_crossval --corpus CORPUS --only "
-                    f"score:{engine}` (a corpus with them: `dataset/build_voices.py "
+                    f"score:{engine} --write-card` (a corpus with them: `dataset/build_voices.py "
                     f"--kokoro`)\n\n" + engine_table(engine, result)
                     for engine, result in config.get("never_heard", {}).items())
     Path(directory, "README.md").write_text(CARD.format(**{
@@ -224,6 +225,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", default="loeo,lovo,final",
                    help="comma list of loeo, lovo, final, score:ENGINE (OUT on that engine)")
+    p.add_argument("--write-card", action="store_true",
+                   help="score:ENGINE: put a never-heard engine's figures into OUT's card")
     args = p.parse_args(argv)
     parts = args.only.split(",")
     unknown = set(parts) - {"loeo", "lovo", "final", *(f"score:{e}" for e in ENGINES)}
@@ -235,7 +238,7 @@ def main(argv=None) -> int:
         corpus = load_corpus(args.corpus)
         for part in parts:
             if part.startswith("score:"):
-                print(score_engine(corpus, part.split(":", 1)[1], args.out))
+                print(score_engine(corpus, part.split(":", 1)[1], args.out, args.write_card))
     except (ValueError, OSError) as e:                  # incl. SpeechEmbeddingError
         print(f"error: {e}", file=sys.stderr)
         return 2
