@@ -19,7 +19,9 @@ PACKAGES = ("data", "network", "diffusion", "evaluation", "configs")
 CLIS = ("train", "generate", "export", "evaluate", "app", "demo")
 
 # Longest prefix wins. Same rank = same layer: allowed, cycles excepted.
-RANKS = {"params": 0, "configs": 0, "data": 0, "diffusion": 2,
+RANKS = {"params": 0, "configs": 0, "data": 0,
+         "diffusion": 4,                 # the package's API: __init__, pipeline (over the families)
+         "diffusion.requests": 2,        # typed requests, which the families may take
          "network": 1,
          "diffusion.core": 2,
          "diffusion.training": 3, "diffusion.families": 3, "evaluation": 3,
