@@ -34,9 +34,12 @@ class MelUNetFamily(Family):
 
     def class_condition(self, labels, guidance=None) -> dict:
         """One-hot encodings; with classifier-free guidance (a run trained with cfg_drop > 0)
-        also the scale, `guidance` or network.guidance (1: the conditional pass alone)."""
+        also the scale, `guidance` or network.guidance (1: the conditional pass alone; a
+        scalar tensor, as in the SavedModel's graph, is kept: both passes, mixed in-graph)."""
         cond = {"encoding": tf.one_hot(labels, self.params.network.num_classes)}
         scale = self.params.network.guidance if guidance is None else guidance
+        if tf.is_tensor(scale):
+            return {**cond, "guidance": scale}
         return cond if scale == 1.0 else {**cond, "guidance": float(scale)}
 
     # -- classifier-free guidance (diffusion/core/guidance.py); the null label is the
@@ -186,16 +189,18 @@ class MelUNetFamily(Family):
 
     def export_module(self, model, args):
         from diffusion.families.mel.export import MelSamplerModule
-        if self.params.network.vae_run:
-            raise ValueError(f"{args.run}: SavedModel export of latent (vae_run) runs is not in "
-                             f"this version")
-        if self.encoding_dim:
-            raise ValueError(f"{args.run}: SavedModel export of conditional mel-unet runs is "
-                             f"not in this version")
+        if self.encoding_dim and self.conditioning != "class":     # teticio's encodings
+            raise ValueError(f"{args.run}: SavedModel export of encoding-conditioned "
+                             f"(network.encoding_dim) runs is not in this version")
         sampler = "ddim" if args.sampler == "fast" else args.sampler   # fast is DiffWave's
         scheduler = self.export_scheduler(args, sampler)
-        return (MelSamplerModule(self, model, scheduler),
-                f"{sampler}, {scheduler.num_inference_steps} steps, no conditioning")
+        module = MelSamplerModule(self, model, scheduler)
+        n = self.params.network
+        what = ("no conditioning" if not module.num_classes else
+                f"labels 0..{n.num_classes - 1}" +
+                (f", guidance {n.guidance:g} by default" if module.guided else ""))
+        latent = f", latent (VAE {n.vae_run})" if n.vae_run else ""
+        return module, f"{sampler}, {scheduler.num_inference_steps} steps, {what}{latent}"
 
 
 def _null_where_dropped(encoding, keep):
