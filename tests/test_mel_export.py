@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.test_mel_generation import make_untrained_run
 
@@ -179,3 +180,11 @@ def test_pretrained_digits_exports_and_says_the_digit(tmp_path, capsys):
     assert out["images"].shape == (2, 64, 64)
     classifier = DigitClassifier.load(str(ROOT / "pretrained" / "digit-classifier"))
     assert list(classifier.predict(audio)) == [3, 7]
+    # Served as app.py and the Pipeline serve it: its kind, a label per call, the check's words.
+    from diffusion.families.serving import load_saved_model
+    served = load_saved_model(tmp_path / "m")
+    assert served.kind == "mel-unet" and served.sample_rate == 16000
+    audio, images = served.generate(num=1, seed=0, label=3)
+    assert audio.shape == (1, 64 * 256 - 1) and images.shape == (1, 64, 64)
+    with pytest.raises(ValueError, match=r"^\S+: label must be < 10$"):
+        served.generate(num=1, seed=0, label=12)

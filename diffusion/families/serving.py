@@ -8,7 +8,9 @@ mel/export.py, text_to_audio/export.py):
   waveform   generate(num_samples, length, seed)            DiffWave, unconditional
   class      generate(num_samples, length, seed, label)     DiffWave, class-conditional
   vocoder    generate(mel, seed)                            DiffWave, mel-conditioned
-  mel-unet   generate(num_samples, seed) → audio, images    length fixed at export
+  mel-unet   generate(num_samples, seed[, label]) → audio, images    length fixed at export;
+             a class-conditional one samples at its saved default guidance (the `guidance`
+             variable; signatures["generate"] takes another)
   text       generate(text, seconds, seed, guidance)        diffgen (text → audio)
 The sampler and its steps are fixed at export; the loop runs inside one graph call (no
 per-step progress). In-graph checks fail with InvalidArgumentError: that becomes a ValueError
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -26,7 +29,15 @@ KINDS = {frozenset({"num_samples", "length", "seed"}): "waveform",
          frozenset({"num_samples", "length", "seed", "label"}): "class",
          frozenset({"mel", "seed"}): "vocoder",
          frozenset({"num_samples", "seed"}): "mel-unet",
+         frozenset({"num_samples", "seed", "label"}): "mel-unet",
          frozenset({"text", "seconds", "seed", "guidance"}): "text"}
+
+
+def check_message(message: str) -> str:
+    """The failed in-graph check's own words ("label must be < 10"), not TF's "Graph execution
+    error:" header."""
+    found = re.search(r"assertion failed: \[([^\]]+)\]", message)
+    return found.group(1) if found else message.strip().splitlines()[-1]
 
 
 def is_saved_model(directory) -> bool:
@@ -60,6 +71,10 @@ class Served:
                       "seed": seed}
         elif self.kind == "mel-unet":
             inputs = {"num_samples": tf.constant(int(num)), "seed": seed}
+            if "label" in self.function.structured_input_signature[1]:
+                if label is None:
+                    raise ValueError(f"{self.directory} is class-conditional: give a label")
+                inputs["label"] = tf.fill([int(num)], int(label))
         else:
             if not text:
                 raise ValueError(f"{self.directory} is text-to-audio: give a text prompt")
@@ -69,8 +84,8 @@ class Served:
         try:
             out = self.function(**inputs)
         except tf.errors.InvalidArgumentError as e:
-            message = e.message.strip().splitlines()[0] if e.message else str(e)
-            raise ValueError(f"{self.directory}: {message}") from None
+            raise ValueError(f"{self.directory}: {check_message(e.message or str(e))}") \
+                from None
         images = out["images"].numpy() if "images" in out else None
         return out["audio"].numpy(), images
 
