@@ -248,6 +248,21 @@ def chorale_rows() -> list[dict]:
     return rows
 
 
+def report_subset(rows: list[dict], per_voice: int = 5) -> list[dict]:
+    """The rows a vocoder report samples in minutes: every labelled digit, and the first
+    `per_voice` unlabelled clips of each voice (sentences, prompts, music)."""
+    seen: dict[str, int] = {}
+    keep = []
+    for row in rows:
+        voice = row["voice"].split("+")[0]
+        if row["label"] is None:
+            seen[voice] = seen.get(voice, 0) + 1
+            if seen[voice] > per_voice:
+                continue
+        keep.append(row)
+    return keep
+
+
 def build(out: Path, seed: int = 0, scale: float = 1.0, kokoro_seconds: float = 300.0) -> dict:
     for path, pkg in ((FORTUNES, "fortunes-min"), (HEDGEWARS, "hedgewars-data"),
                       (ALLISON, "asterisk-core-sounds-en-g722"), (SONIC_PI, "sonic-pi-samples")):
@@ -290,6 +305,8 @@ def build(out: Path, seed: int = 0, scale: float = 1.0, kokoro_seconds: float = 
     summary = {"seed": seed, "scale": scale, "kokoro_seconds": kokoro_seconds,
                "seconds_to_build": round(time.perf_counter()
                                                                        - start, 1)}
+    for split in ("valid", "test"):          # what the reports and the learning curve sample
+        write_jsonl(out / f"{split}-report.jsonl", report_subset(rows[split]))
     for split, split_rows in rows.items():
         write_jsonl(out / f"{split}.jsonl", split_rows)
         per = {}
