@@ -71,8 +71,9 @@ def parse_args(argv=None):
                    help="generated length and embedding segment (default 1 s for a run, "
                         "else the median generated clip, at most 3 s)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="report directory (default RUN/eval, out/eval) "
-                   "or the classifier directory (default runs/digit_classifier)")
+    p.add_argument("--out", default=None, help="report directory (default runs/eval/<run "
+                   "name>, never inside the run; out/eval for --generated) or the classifier "
+                   "directory (default runs/digit_classifier)")
     p.add_argument("--cache", default=None, help="reference statistics cache directory")
     p.add_argument("--embedding", default="auto",
                    help="auto, birdnet, digit-classifier or a SavedModel directory")
@@ -166,27 +167,35 @@ def main(argv=None) -> int:
 
 
 def evaluate_vocoder(args) -> int:
-    """--run of a mel vocoder: real / Griffin-Lim / vocoder from the log-mels of held-out clips
-    (--reference, default dataset/splits/heldout.jsonl): digit accuracy, log-mel L1, spectral
-    convergence, and each version's FAD against the same kind of training clips, with the
-    real-vs-real and noise baselines of that FAD (evaluation/vocoder.py)."""
+    """--run of a mel vocoder: real / Griffin-Lim / vocoder / Griffin-Lim + refinement /
+    vocoder + consistency from the log-mels of held-out clips (--reference, default
+    dataset/splits/heldout.jsonl): digit accuracies, log-mel L1, spectral convergence, their
+    paired bootstrap comparisons, and each version's FAD against the same kind of training
+    clips, with the real-vs-real and noise baselines of that FAD (evaluation/vocoder.py).
+    Written to --out, default runs/eval/<run name>."""
     import copy
     import json
+    from data.sources import find_sources
     from diffusion.families.registry import load_run
     from evaluation import vocoder
-    from evaluation.report import evaluate, load_classifier
-    from evaluation.scorers import SCORERS
-    out = args.out or os.path.join(args.run, "eval")
+    from evaluation.report import default_out, evaluate, load_classifier
+    from evaluation.scorers import load_scorers
+    out = args.out or default_out(args.run)
     if os.path.isdir(out) and os.listdir(out):
         raise ValueError(f"{out} exists and is not empty; choose a new --out")
     params, family, model = load_run(args.run)
-    classifier = load_classifier(args.digit_classifier)
-    report = vocoder.vocoder_report(params, family, model,
-                                    args.reference or str(ROOT / vocoder.HELDOUT),
-                                    None if isinstance(classifier, str) else classifier,
-                                    args.seed, keep_audio=True)
-    notes = [] if not isinstance(classifier, str) else [f"No digit accuracy: {classifier}."]
+    reference = args.reference or str(ROOT / vocoder.HELDOUT)
+    labelled = any(s.label >= 0 for s in find_sources(reference).sources)
+    report = vocoder.vocoder_report(params, family, model, reference,
+                                    load_classifier(args.digit_classifier) if labelled else None,
+                                    args.seed, keep_audio=True,
+                                    scorers=load_scorers() if labelled else None)
+    notes = report["notes"]
     for (group, version), directory in vocoder.write_sets(report, out).items():
+        if group not in vocoder.FAD_REFERENCES:          # the corpus's speech: none named
+            if version == "real":
+                notes.append(f"{group}: no FAD (no training reference of that kind).")
+            continue
         fad_args = copy.copy(args)
         fad_args.run, fad_args.generated, fad_args.out = None, directory, directory + "-fad"
         fad_args.reference = str(ROOT / vocoder.FAD_REFERENCES[group])
@@ -201,9 +210,6 @@ def evaluate_vocoder(args) -> int:
             **{k: s["generated"][k] for k in ("fad", "low", "high", "windows")},
             "real": s["real"]["fad"], "noise": s["noise"]["fad"],
             "embedding": fad["embedding"]["name"]}
-        for key in SCORERS:                      # labelled digits: the other scorers
-            if key in s["generated"]:
-                report["groups"][group][version][key] = s["generated"][key]["overall"]
         if version == "vocoder":
             notes += [f"{group} FAD ({fad['embedding']['name']}): {line}"
                       for line in fad["check_lines"]]

@@ -21,6 +21,7 @@ import numpy as np
 from evaluation.sets import NOISE_SEED, embed_clips, mono, rms, white_noise  # noqa: F401
 from evaluation.scorers import SCORERS, load_scorers, score_groups, summary
 
+EVAL_ROOT = "runs/eval"     # reports of a run go here, never inside it (pretrained/ stays put)
 CACHE_VERSION = 2          # 2: half A's embeddings are stored (the bootstrap resamples them)
 GENERATION_BATCH = 16
 RESAMPLES = 200
@@ -338,6 +339,11 @@ def classifier_summary(classifier) -> dict:
             "heldout_engine_accuracy": engine, "heldout_engine_accuracies": per_engine}
 
 
+def default_out(run) -> str:
+    """runs/eval/<run name>: the default report directory of `run`."""
+    return os.path.join(EVAL_ROOT, os.path.basename(os.path.normpath(str(run))))
+
+
 def evaluate(args, log=print):
     from data.sources import find_sources
     from evaluation.checks import format_checks, report_checks
@@ -372,7 +378,7 @@ def evaluate(args, log=print):
     embedder, passed = choose_embedder(args, domain)     # refused before any work
     segment = min(segment, embedder.window / embedder.sample_rate)
     reference = reference_stats(ref_sources, embedder, segment, args.cache, log)
-    out = args.out or (os.path.join(args.run, "eval") if args.generated is None else "out/eval")
+    out = args.out or (default_out(args.run) if args.generated is None else "out/eval")
     if args.generated is None:
         t = time.perf_counter()
         clips, labels = generate(loaded, args.num, segment, args.seed, vocoder)

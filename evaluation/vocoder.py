@@ -2,23 +2,30 @@
 Griffin-Lim from the same log-mel (the baseline it must beat) and the real clips.
 
     report = vocoder_report(params, family, model, "dataset/splits/heldout.jsonl",
-                            classifier=DigitClassifier.load("pretrained/digit-classifier"))
+                            classifier=DigitClassifier.load("pretrained/digit-classifier"),
+                            scorers=load_scorers())
 
-Per group of held-out clips (labelled digits, unlabelled music), for real / Griffin-Lim /
-vocoder audio, the vocoder both as it samples alone ("vocoder") and steered toward the log-mel
-and refined on it ("consistent", diffusion/core/consistency.py: the run's settings, or
-CONSISTENT). The refinement descends the very log-mel L1 reported, so that column favours
-it; the digit scorers and FAD are the independent checks:
+Per group of held-out clips (labelled "digits", unlabelled "music", and with the vocoder
+corpus's rows, dataset/build_vocoder_corpus.py, unlabelled "speech"), for real / Griffin-Lim /
+vocoder audio: the vocoder as it samples alone ("vocoder"), and steered toward the log-mel and
+refined on it ("consistent", diffusion/core/consistency.py: the run's settings, or CONSISTENT).
+Its control is "griffin-lim-refined": the Griffin-Lim audio refined by the very same refinement
+(loss, steps, rate), so what the refinement alone buys is seen apart from the network.
   log-mel L1 (dB): mean |log_mel(y) − log_mel(x)| of DiffWave's log-mel (data/features.py,
       80 bands, floor −100 dB re the log-mel's 20 dB offset), ×100 to read in dB;
   spectral convergence: ‖|STFT(y)| − |STFT(x)|‖_F / ‖|STFT(x)|‖_F (Arık et al. 2019);
-  digit accuracy (labelled clips): the classifier on y against the labels.
+  digit accuracy (labelled clips): each digit scorer on y against the labels.
+Every figure is kept per clip (report["clips"]); differences between versions get paired
+bootstrap intervals (evaluation/bootstrap.py) and a verdict: beats / tie / loses. Rows that
+carry "source" and "voice" are also summed up per source (held-out voices apart).
 Clips are levelled as the run's training audio was (data.normalize), so the log-mel the
 vocoder sees matches training; each clip is cut to whole mel frames.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import time
 
 import numpy as np
@@ -28,15 +35,33 @@ from data.features import log_mel, read_mono
 from data.mel_convert import log_mel_to_audio
 from data.pipeline import normalize
 from data.sources import find_sources
-from diffusion.core.consistency import Consistency
+from diffusion.core.consistency import Consistency, refine
+from evaluation.bootstrap import RESAMPLES, compare
 from evaluation.scorers import SCORERS
 
 GRIFFIN_LIM_ITERATIONS = 32        # teticio / diffusers Mel default
-VERSIONS = ("real", "griffin-lim", "vocoder", "consistent")
-LABELS = {"consistent": "vocoder + consistency"}
+# The refined control sits beside the consistent row it controls for.
+VERSIONS = ("real", "griffin-lim", "vocoder", "griffin-lim-refined", "consistent")
+LABELS = {"griffin-lim-refined": "griffin-lim + refinement",
+          "consistent": "vocoder + consistency"}
+MUSIC_SOURCES = ("sonic-pi", "chorales")       # the corpus's unlabelled rows that are not speech
 
 # The "consistent" row of a run whose params sample without consistency (a mel run's defaults)
 CONSISTENT = Consistency(scale=0.3, steps=10, refine_steps=100, refine_rate=1e-3)
+
+# (a, b): a − b, per group; then per metric: (title, higher is better, what it shares with the
+# refinement's loss, the log-mel L1 to the conditioning mel).
+FEW = 10                     # clips below which a bootstrap interval is flagged as too narrow
+COMPARISONS = (("vocoder", "griffin-lim"), ("consistent", "griffin-lim-refined"),
+               ("consistent", "griffin-lim"))
+SPECTRAL = {"log_mel_l1_db": ("log-mel L1 (dB)", False, "directly: it is the loss"),
+            "spectral_convergence": ("spectral convergence", False,
+                                     "partly: the STFT magnitudes the log-mel is made of")}
+ACCURACIES = {"digit_accuracy": ("digit classifier", True,
+                                  "mel-type: 40-band log-mel cepstra"),
+              "sphinx_accuracy": ("PocketSphinx", True, "mel-type: MFCCs"),
+              "head_accuracy": ("digit head", True, "mel-type: 32 mel bands into the embedding")}
+METRICS = {**SPECTRAL, **ACCURACIES}
 
 
 def spectral_convergence(reference, estimate, n_fft: int = 1024, hop: int = 256) -> float:
@@ -55,17 +80,60 @@ def log_mel_l1_db(reference, estimate, sample_rate: int, hop: int, n_mels: int) 
     return float(np.abs(mels[0] - mels[1]).mean() * 100.0)
 
 
-def heldout_clips(data, params):
+def _spaced(items, k):
+    if k <= 0:
+        return []
+    return [items[i] for i in np.unique(np.linspace(0, len(items) - 1, k).round().astype(int))]
+
+
+def pick(sources, max_clips):
+    """At most max_clips sources, evenly spaced over the labelled and over the unlabelled
+    ones (half the cap each where both have enough), in their file order."""
+    if max_clips is None or len(sources) <= max_clips:
+        return list(sources)
+    labelled = [s for s in sources if s.label >= 0]
+    other = [s for s in sources if s.label < 0]
+    k = min(len(labelled), max(max_clips // 2, max_clips - len(other)))
+    chosen = {id(s) for s in _spaced(labelled, k) + _spaced(other, max_clips - k)}
+    return [s for s in sources if id(s) in chosen]
+
+
+def heldout_clips(data, params, max_clips=None, max_seconds=None):
     """[(name, audio [T], label)] of `data` (a directory or metadata.jsonl), levelled as the
-    run's training data and cut to whole mel frames."""
+    run's training data and cut to whole mel frames (and to max_seconds; max_clips: pick)."""
     rate, hop = params.data.sample_rate, params.network.hop_length
     clips = []
-    for source in find_sources(data).sources:
+    for source in pick(find_sources(data).sources, max_clips):
         audio = np.asarray(normalize(read_mono(source.path, rate), params.data))
+        if max_seconds is not None:
+            audio = audio[:int(max_seconds * rate)]
         clips.append((source.path, audio[:len(audio) // hop * hop], source.label))
     if not clips:
         raise ValueError(f"{data}: no readable audio to evaluate the vocoder on")
     return clips
+
+
+def clip_fields(data) -> dict:
+    """{absolute path: {"source", "voice"}} of the rows of a metadata .jsonl that carry both
+    (the vocoder corpus; data/sources.py keeps only label and caption)."""
+    path = os.path.join(data, "metadata.jsonl") if os.path.isdir(data) else str(data)
+    if not path.endswith(".jsonl") or not os.path.isfile(path):
+        return {}
+    fields = {}
+    with open(path) as f:
+        for line in f:
+            row = json.loads(line) if line.strip() else {}
+            if isinstance(row, dict) and "source" in row and "voice" in row:
+                where = os.path.abspath(os.path.join(os.path.dirname(path), row["path"]))
+                fields[where] = {"source": str(row["source"]), "voice": str(row["voice"])}
+    return fields
+
+
+def group_of(label: int, fields: dict) -> str:
+    """digits (labelled), speech (an unlabelled corpus voice), else music."""
+    if label >= 0:
+        return "digits"
+    return "speech" if fields and fields["source"] not in MUSIC_SOURCES else "music"
 
 
 def vocode(family, model, mels, seed: int = 0, consistency=None) -> np.ndarray:
@@ -78,74 +146,156 @@ def vocode(family, model, mels, seed: int = 0, consistency=None) -> np.ndarray:
                          consistency=consistency).numpy()[..., 0]
 
 
+def conditioning_mel(family, audio) -> np.ndarray:
+    """The log-mel [N, frames, n_mels] a vocoder run is conditioned on, of clips [N, T]."""
+    n = family.params.network
+    return log_mel(audio, family.params.data.sample_rate, n.hop_length, n.n_mels).numpy()
+
+
 def consistent_settings(params):
     """The run's consistency settings, or CONSISTENT where the run samples without them."""
     own = Consistency.from_params(params.network)
     return CONSISTENT if own.off else own
 
 
+def refined(family, audio, mel) -> np.ndarray:
+    """`audio` [N, T] after the consistent row's refinement: the same loss (the log-mel L1 to
+    the conditioning mel, DiffWaveFamily._mel_distance), refine_steps and refine_rate."""
+    settings = consistent_settings(family.params)
+    target = tf.constant(mel)
+    x = refine(audio[..., None], lambda x0: family._mel_distance(x0, target),
+               settings.refine_steps, settings.refine_rate)
+    return np.asarray(x)[..., 0]                  # refine_steps 0: x as it came
+
+
 def vocoded_versions(family, model, audio, seed, versions=VERSIONS):
     """{version: array [N, frames·hop]} for equal-length clips [N, T]; "vocoder" is the
-    network's own sampling, "consistent" the same steered toward the log-mel and refined."""
+    network's own sampling, "consistent" the same steered toward the log-mel and refined,
+    "griffin-lim-refined" Griffin-Lim refined the same way."""
     n = family.params.network
     rate = family.params.data.sample_rate
-    mel = log_mel(audio, rate, n.hop_length, n.n_mels).numpy()
+    mel = conditioning_mel(family, audio)
+    made = {}
 
     def griffin_lim():
-        griffin = log_mel_to_audio(mel, rate, n.hop_length, GRIFFIN_LIM_ITERATIONS, seed)
-        return np.pad(griffin, ((0, 0), (0, audio.shape[1] - griffin.shape[1])))
+        if "griffin-lim" not in made:
+            griffin = log_mel_to_audio(mel, rate, n.hop_length, GRIFFIN_LIM_ITERATIONS, seed)
+            made["griffin-lim"] = np.pad(griffin, ((0, 0), (0, audio.shape[1] - griffin.shape[1])))
+        return made["griffin-lim"]
 
     make = {"real": lambda: audio, "griffin-lim": griffin_lim,
+            "griffin-lim-refined": lambda: refined(family, griffin_lim(), mel),
             "vocoder": lambda: vocode(family, model, mel, seed, Consistency()),
             "consistent": lambda: vocode(family, model, mel, seed,
                                          consistent_settings(family.params))}
     return {version: make[version]() for version in versions}
 
 
+def correct(scorer, clips, labels) -> np.ndarray:
+    """Per-clip 0/1 correctness of a digit scorer on [(audio [T], rate)] (its accuracy_on_clips
+    is the mean of this)."""
+    from evaluation.digit_classifier import clips_array
+    if hasattr(scorer, "recognise"):                       # PocketSphinx: one clip at a time
+        predicted = [scorer.recognise(a, r) for a, r in clips]
+    else:
+        predicted = scorer.predict(clips_array(clips, scorer.sample_rate, scorer.length))
+    return (np.asarray(predicted) == np.asarray(labels)).astype(np.float64)
+
+
+def clip_metrics(real, audio, rate: int, network) -> dict:
+    return {"log_mel_l1_db": log_mel_l1_db(real, audio, rate, network.hop_length,
+                                           network.n_mels),
+            "spectral_convergence": spectral_convergence(real, audio)}
+
+
+def summarise(rows, versions=VERSIONS) -> dict:
+    """{version: {"clips", metric: mean over rows}} of per-clip rows."""
+    out = {}
+    for version in versions:
+        keys = [k for k in METRICS if all(k in r["metrics"][version] for r in rows)]
+        out[version] = {"clips": len(rows), **{k: float(np.mean([r["metrics"][version][k]
+                                                                 for r in rows])) for k in keys}}
+    return out
+
+
+def comparisons(rows, group: str, seed: int = 0, metrics=METRICS) -> list:
+    """Paired bootstrap comparisons (COMPARISONS × metrics every row has) within `rows`."""
+    found = []
+    for a, b in COMPARISONS:
+        for key, (_, higher, _) in metrics.items():
+            if len(rows) < 2 or not all(key in r["metrics"][a] for r in rows):
+                continue
+            c = compare([r["metrics"][a][key] for r in rows],
+                        [r["metrics"][b][key] for r in rows], higher, RESAMPLES, seed)
+            found.append({"group": group, "a": a, "b": b, "metric": key, **c})
+    return found
+
+
 def vocoder_report(params, family, model, data, classifier=None, seed: int = 0,
-                   keep_audio: bool = False, log=print) -> dict:
-    """{"groups": {"digits"|"music": {version: metrics}}, "seconds": wall time, …}; with
-    keep_audio also {"audio": {name: {version: array}}}."""
+                   keep_audio: bool = False, log=print, scorers=None,
+                   max_seconds=None) -> dict:
+    """{"groups": {group: {version: mean metrics}}, "clips": per-clip metrics, "comparisons",
+    "sources" (corpus rows), "seconds": wall time, …}; with keep_audio also
+    {"audio": {name: {version: array, "label", "group"}}}. `classifier` scores as
+    "digit_accuracy", `scorers` ({key: scorer or the reason it cannot run}) as their keys;
+    max_seconds cuts every clip (equal lengths vocode in one batch)."""
     if params.network.conditioning != "mel":
         raise ValueError(f"{params.model} run with conditioning "
                          f"{params.network.conditioning!r}: not a mel vocoder")
     start = time.perf_counter()
     rate, n = params.data.sample_rate, params.network
-    groups, kept, batches = {}, {}, {}
-    for name, audio, label in heldout_clips(data, params):      # one batch per clip length
-        batches.setdefault(len(audio), []).append((name, audio, label))
-    for rows in batches.values():
-        versions = vocoded_versions(family, model, np.stack([a for _, a, _ in rows]), seed)
-        for i, (name, _, label) in enumerate(rows):
-            clip = {v: x[i] for v, x in versions.items()}
-            groups.setdefault("digits" if label >= 0 else "music", []).append((label, clip))
+    digit_scorers = {"digit_accuracy": classifier, **(scorers or {})}
+    notes = [f"{METRICS[k][0]}: n/a — {s}." for k, s in digit_scorers.items()
+             if isinstance(s, str)]
+    digit_scorers = {k: s for k, s in digit_scorers.items() if s is not None
+                     and not isinstance(s, str)}
+    fields = clip_fields(data)
+    rows, kept, batches = [], {}, {}
+    for name, audio, label in heldout_clips(data, params, max_seconds=max_seconds):
+        batches.setdefault(len(audio), []).append((name, audio, label))  # one per length
+    for batch in batches.values():
+        versions = vocoded_versions(family, model, np.stack([a for _, a, _ in batch]), seed)
+        new = []
+        for i, (name, audio, label) in enumerate(batch):
+            extra = fields.get(os.path.abspath(name), {})
+            new.append({"path": name, "group": group_of(label, extra), "label": int(label),
+                        **extra, "metrics": {v: clip_metrics(audio, x[i], rate, n)
+                                             for v, x in versions.items()}})
             if keep_audio:
-                kept[name] = {**clip, "label": label}
-    result = {}
-    for group, rows in groups.items():
-        result[group] = {}
-        for version in VERSIONS:
-            pairs = [(r["real"], r[version]) for _, r in rows]
-            metrics = {"clips": len(rows),
-                       "log_mel_l1_db": float(np.mean([log_mel_l1_db(a, b, rate, n.hop_length,
-                                                                     n.n_mels)
-                                                       for a, b in pairs])),
-                       "spectral_convergence": float(np.mean([spectral_convergence(a, b)
-                                                              for a, b in pairs]))}
-            labels = [label for label, _ in rows]
-            if classifier is not None and group == "digits":
-                clips = [(r[version], rate) for _, r in rows]
-                metrics["digit_accuracy"] = classifier.accuracy_on_clips(clips, labels)["overall"]
-            result[group][version] = metrics
-        if log:
-            log(f"{group}: " + "; ".join(f"{v} " + ", ".join(f"{k} {x:.3g}" for k, x in m.items()
-                                                              if k != "clips")
-                                         for v, m in result[group].items()))
+                kept[name] = {**{v: x[i] for v, x in versions.items()}, "label": label,
+                              "group": new[-1]["group"]}
+        digits = [i for i, r in enumerate(new) if r["group"] == "digits"]
+        for key, scorer in digit_scorers.items() if digits else ():
+            for version, x in versions.items():
+                right = correct(scorer, [(x[i], rate) for i in digits],
+                                [new[i]["label"] for i in digits])
+                for i, ok in zip(digits, right):
+                    new[i]["metrics"][version][key] = float(ok)
+        rows += new
+    groups, found = {}, []
+    for group in ("digits", "speech", "music"):
+        members = [r for r in rows if r["group"] == group]
+        if members:
+            groups[group] = summarise(members)
+            found += comparisons(members, group, seed)
+            if log:
+                log(f"{group}: " + "; ".join(
+                    f"{v} " + ", ".join(f"{k} {x:.3g}" for k, x in m.items() if k != "clips")
+                    for v, m in groups[group].items()))
+    sources, voices, by_source = {}, {}, []
+    for source in sorted({r["source"] for r in rows if "source" in r}):
+        members = [r for r in rows if r.get("source") == source]
+        sources[source] = summarise(members)
+        voices[source] = sorted({r["voice"] for r in members})
+        by_source += comparisons(members, source, seed, SPECTRAL)
     report = {"data": str(data), "seed": seed, "griffin_lim_iterations": GRIFFIN_LIM_ITERATIONS,
-              "sample_rate": rate,
-              "sampler": family.default_sampler, "groups": result,
+              "sample_rate": rate, "sampler": family.default_sampler, "groups": groups,
+              "max_seconds": max_seconds,
+              "comparisons": found, "resamples": RESAMPLES,
               "consistency": dataclasses.asdict(consistent_settings(params)),
-              "seconds": round(time.perf_counter() - start, 1)}
+              "clips": rows, "notes": notes, "seconds": round(time.perf_counter() - start, 1)}
+    if sources:
+        report.update(sources=sources, voices=voices, source_comparisons=by_source)
     if keep_audio:
         report["audio"] = kept
     return report
@@ -160,8 +310,6 @@ FAD_REFERENCES = {"digits": "dataset/splits/train-digits.jsonl",      # real cli
 
 def is_vocoder_run(run_dir) -> bool:
     """True when `run_dir`'s params.json is a mel-conditioned DiffWave (read, nothing built)."""
-    import json
-    import os
     try:
         with open(os.path.join(str(run_dir), "params.json")) as f:
             params = json.load(f)
@@ -174,14 +322,11 @@ def is_vocoder_run(run_dir) -> bool:
 def write_sets(report, out) -> dict:
     """OUT/<group>-<version>/ WAVs + metadata.jsonl (labels for digits; report.write_samples),
     re-usable with `evaluate.py --generated`; returns {(group, version): directory}."""
-    import os
-
     from evaluation.report import write_samples
     sets = {}
     for clip in report["audio"].values():
-        group = "digits" if clip["label"] >= 0 else "music"
         for version in VERSIONS:
-            sets.setdefault((group, version), []).append((clip[version], clip["label"]))
+            sets.setdefault((clip["group"], version), []).append((clip[version], clip["label"]))
     dirs = {}
     for (group, version), rows in sets.items():
         dirs[(group, version)] = os.path.join(out, f"{group}-{version}")
@@ -196,8 +341,25 @@ def _settings(c) -> str:
                               f"{c['refine_steps']} refinement steps at {c['refine_rate']:g}")
 
 
+def _comparison_rows(found, counts) -> list:
+    rows = []
+    for c in found:
+        title, higher, shares = METRICS[c["metric"]]
+        points = c["metric"] in ACCURACIES                         # 0/1 per clip → points
+        cell = (lambda x: f"{100 * x:+.1f}") if points else (lambda x: f"{x:+.3g}")
+        rows.append(f"| {c['group']} ({counts[c['group']]}) | {LABELS.get(c['a'], c['a'])} vs "
+                    f"{LABELS.get(c['b'], c['b'])} | {title} {'↑' if higher else '↓'} | "
+                    f"{cell(c['difference'])}{' pts' if points else ''} [{cell(c['low'])}, "
+                    f"{cell(c['high'])}] | **{c['verdict']}** | {shares} |")
+    return rows
+
+
+COMPARISON_HEADER = ["| clips | A vs B | metric | A − B [95 %] | verdict | shares features with "
+                     "the refinement's loss |", "|---|---|---|---|---|---|"]
+
+
 def markdown(report) -> str:
-    """The report as a table: one row per group × version."""
+    """The report as tables: group × version, the paired comparisons, and per source."""
     lines = [f"# Vocoder: {report['run']}", "",
              f"Held-out clips: {report['data']} · Griffin-Lim {report['griffin_lim_iterations']} "
              f"iterations · sampler {report['sampler']} · seed {report['seed']} · "
@@ -217,4 +379,35 @@ def markdown(report) -> str:
             lines.append(f"| {group} ({m['clips']}) | {LABELS.get(version, version)} | {acc} | "
                          f"{m['log_mel_l1_db']:.2f} | {m['spectral_convergence']:.3f} | "
                          f"{fad_cell} | {base} |")
+    counts = {g: v["real"]["clips"] for g, v in report["groups"].items()}
+    lines += ["", "## Comparisons", "",
+              f"Paired bootstrap: {report['resamples']} resamples of the clips, 95 % percentile "
+              f"interval of the mean per-clip difference A − B (accuracies: of the per-clip 0/1 "
+              f"correctness, in points). **beats** / **loses**: the interval excludes zero on "
+              f"A's better / worse side; otherwise **tie**.", "", *COMPARISON_HEADER,
+              *_comparison_rows(report.get("comparisons", []), counts), "",
+              "Griffin-Lim + refinement and vocoder + consistency both descend the log-mel L1 "
+              "to the conditioning mel (the consistent row also steers each sampling step by "
+              "it). So log-mel L1 is the optimised quantity itself and favours them by "
+              "construction; spectral convergence reads the STFT magnitudes that log-mel is "
+              "made of; every digit scorer reads mel-type features (the classifier: log-mel "
+              "cepstra, the digit head: mel bands into Google's embedding, PocketSphinx: "
+              "MFCCs). None is independent of the target: Griffin-Lim + refinement is the "
+              "control that separates the network from the refinement.",
+              *(["", f"Some groups have under {FEW} clips: a percentile interval is then too "
+                 f"narrow to trust; read those verdicts as indications."]
+                if min(counts.values(), default=FEW) < FEW else [])]
+    if report.get("sources"):
+        counts = {s: v["real"]["clips"] for s, v in report["sources"].items()}
+        lines += ["", "## Per source", "",
+                  "| source (clips) | voices | version | log-mel L1 (dB) | spectral convergence |",
+                  "|---|---|---|---|---|"]
+        for source, versions in report["sources"].items():
+            for version, m in versions.items():
+                lines.append(f"| {source} ({m['clips']}) | "
+                             f"{', '.join(report['voices'][source])} | "
+                             f"{LABELS.get(version, version)} | {m['log_mel_l1_db']:.2f} | "
+                             f"{m['spectral_convergence']:.3f} |")
+        lines += ["", *COMPARISON_HEADER,
+                  *_comparison_rows(report.get("source_comparisons", []), counts)]
     return "\n".join(lines + ["", *report.get("notes", [])]) + "\n"

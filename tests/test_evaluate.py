@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "dataset" / "digits"
 
 
-def cli(script, *args, timeout=300):
+def cli(script, *args, timeout=300, cwd=ROOT):
     return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -270,10 +270,12 @@ def test_report_baselines_and_an_untrained_model(untrained_run, classifier, digi
                 tmp_path / "cache")
     assert check.returncode == 0, check.stdout + check.stderr
     assert "| digit-classifier | speech: held out flite | 100 (230) |" in check.stdout
+    # no --out: the report goes to runs/eval/<run name> (here below tmp_path), not the run
     out = cli("evaluate.py", "--run", untrained_run, "--reference", reference, "--num", 30,
-              "--digit-classifier", classifier, "--cache", tmp_path / "cache",
-              "--out", tmp_path / "eval")
+              "--digit-classifier", classifier, "--cache", tmp_path / "cache", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
+    (tmp_path / "runs" / "eval" / "class3").rename(tmp_path / "eval")
+    assert not (untrained_run / "eval").exists()
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     sets = report["sets"]
     fad = {name: sets[name]["fad"] for name in ("generated", "real", "noise")}
@@ -366,6 +368,11 @@ def test_compare_refuses_reports_at_different_n(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: refusing to compare FAD(generated of a) and FAD(generated "
                           "of c): n 100 vs 10") and "\n" not in err
+
+
+def test_reports_default_to_runs_eval_never_inside_the_run():
+    for run in ("pretrained/vocoder", "pretrained/vocoder/", "/somewhere/runs/vocoder"):
+        assert evaluation_report.default_out(run) == os.path.join("runs", "eval", "vocoder")
 
 
 # ---- errors --------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from data.features import log_mel, read_mono
 from data.mel_convert import log_mel_to_audio
-from evaluation.vocoder import log_mel_l1_db, spectral_convergence
+from evaluation.vocoder import log_mel_l1_db, markdown, spectral_convergence
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGIT = ROOT / "dataset" / "digits" / "seven_0031.flac"
@@ -113,13 +113,25 @@ def test_packaged_run_holds_the_ema_weights_alone(tiny_vocoder, tmp_path, capsys
         load_run(half)
 
 
+class ZeroScorer:
+    """A digit scorer that always answers 0: equal on every version (ties by construction)."""
+    sample_rate, length = 16000, 16000
+
+    def predict(self, audio):
+        return np.zeros(len(audio), int)
+
+
 def test_vocoder_report_scores_real_griffin_lim_and_vocoder(tiny_vocoder):
     from diffusion.families.registry import load_run
-    from evaluation.vocoder import vocoder_report
+    from evaluation.vocoder import VERSIONS, vocoder_report
     params, family, model = load_run(tiny_vocoder)
+    # Chorales cut to a second like the digits: the 34 clips vocode in one batch (cheap).
     report = vocoder_report(params, family, model, ROOT / "dataset/splits/heldout.jsonl",
-                            log=None)
+                            classifier=ZeroScorer(), log=None, max_seconds=1.0,
+                            scorers={"head_accuracy": ZeroScorer(), "sphinx_accuracy": "absent"})
     digits, music = report["groups"]["digits"], report["groups"]["music"]
+    assert list(digits) == list(VERSIONS) == ["real", "griffin-lim", "vocoder",
+                                              "griffin-lim-refined", "consistent"]
     assert digits["real"]["clips"] == 30 and music["real"]["clips"] == 4
     assert digits["real"]["log_mel_l1_db"] == 0.0 and digits["real"]["spectral_convergence"] == 0
     # An untrained vocoder is noise: Griffin-Lim from the same log-mel beats it on both.
@@ -129,11 +141,88 @@ def test_vocoder_report_scores_real_griffin_lim_and_vocoder(tiny_vocoder):
             group["vocoder"]["spectral_convergence"]
         # Steered toward the log-mel and refined on it, the same network's audio is closer.
         assert group["consistent"]["log_mel_l1_db"] < 0.8 * group["vocoder"]["log_mel_l1_db"]
+        # The control: Griffin-Lim refined the same way descends the same loss.
+        assert group["griffin-lim-refined"]["log_mel_l1_db"] < \
+            group["griffin-lim"]["log_mel_l1_db"]
     assert report["consistency"] == {"scale": 0.3, "steps": 10, "refine_steps": 100,
                                      "refine_rate": 1e-3}
+    # Per-clip figures are kept; the group figures are their means.
+    clips = [c for c in report["clips"] if c["group"] == "digits"]
+    assert len(report["clips"]) == 34 and len(clips) == 30
+    assert digits["vocoder"]["log_mel_l1_db"] == pytest.approx(
+        np.mean([c["metrics"]["vocoder"]["log_mel_l1_db"] for c in clips]))
+    assert digits["vocoder"]["digit_accuracy"] == pytest.approx(0.1)        # the 3 zeros
+    assert "PocketSphinx: n/a — absent." in report["notes"]
+    # Paired comparisons: the untrained vocoder loses to Griffin-Lim on log-mel L1 (and
+    # consistency to Griffin-Lim + refinement); a scorer that ignores the audio ties.
+    found = {(c["group"], c["a"], c["b"], c["metric"]): c for c in report["comparisons"]}
+    assert found[("digits", "vocoder", "griffin-lim", "log_mel_l1_db")]["verdict"] == "loses"
+    assert found[("music", "consistent", "griffin-lim-refined",
+                  "spectral_convergence")]["verdict"] == "loses"
+    for key in ("digit_accuracy", "head_accuracy"):
+        tie = found[("digits", "consistent", "griffin-lim", key)]
+        assert tie["verdict"] == "tie" and tie["low"] == tie["high"] == 0.0
+    assert ("music", "vocoder", "griffin-lim", "head_accuracy") not in found
+    assert len(found) == 3 * 4 + 3 * 2 and "sources" not in report
+    report["run"] = "tiny"
+    text = markdown(report)
+    assert "| digits (30) | griffin-lim + refinement | 10.0 % | – | 10.0 % |" in text
+    lines = text.splitlines()                    # the control sits beside what it controls
+    i = next(i for i, x in enumerate(lines) if x.startswith("| music (4) | griffin-lim + "))
+    assert lines[i + 1].startswith("| music (4) | vocoder + consistency |")
+    assert "## Comparisons" in text and "| digits (30) | vocoder vs griffin-lim | log-mel L1 " \
+        "(dB) ↓ |" in text and "**loses** | directly: it is the loss |" in text
+    assert "| vocoder + consistency vs griffin-lim + refinement | digit head ↑ | +0.0 pts " \
+        "[+0.0, +0.0] | **tie** | mel-type" in text
     params.network.conditioning = "none"
     with pytest.raises(ValueError, match="not a mel vocoder"):
         vocoder_report(params, family, model, ROOT / "dataset/splits/heldout.jsonl")
+
+
+def test_the_refined_control_uses_the_consistent_rows_refinement(tiny_vocoder):
+    """Griffin-Lim + refinement follows the run's refine settings: none, and it is Griffin-Lim."""
+    from diffusion.families.registry import load_run
+    from evaluation.vocoder import heldout_clips, vocoded_versions
+    params, family, model = load_run(tiny_vocoder)
+    clips = heldout_clips(ROOT / "dataset/splits/heldout-digits.jsonl", params, max_clips=2)
+    audio = np.stack([a for _, a, _ in clips])
+    params.network.consistency, params.network.refine_steps = 0.3, 0
+    same = vocoded_versions(family, model, audio, 0, ("griffin-lim", "griffin-lim-refined"))
+    np.testing.assert_array_equal(same["griffin-lim"], same["griffin-lim-refined"])
+    params.network.refine_steps, params.network.refine_rate = 5, 1e-3
+    moved = vocoded_versions(family, model, audio, 0, ("griffin-lim-refined",))
+    assert np.abs(moved["griffin-lim-refined"] - same["griffin-lim"]).max() > 0
+
+
+def test_corpus_rows_are_reported_per_source(tiny_vocoder, tmp_path):
+    """Rows with "source" and "voice" (dataset/build_vocoder_corpus.py): per-source figures;
+    an unlabelled voice is speech, not music."""
+    import json
+    from diffusion.families.registry import load_run
+    from evaluation.vocoder import vocoder_report, write_sets
+    splits = ROOT / "dataset" / "splits"
+    rows = [json.loads(line) for line in (splits / "heldout-digits.jsonl").open()][:4]
+    fields = [("festival", "kal", True), ("festival", "slt", True), ("kokoro", "jf_nezumi", True),
+              ("kokoro", "jf_nezumi", False)]
+    data = tmp_path / "valid.jsonl"
+    data.write_text("".join(json.dumps({"path": str((splits / r["path"]).resolve()),
+                                        "label": r["label"] if keep else None, "source": s,
+                                        "voice": v, "split": "valid"}) + "\n"
+                            for r, (s, v, keep) in zip(rows, fields)))
+    params, family, model = load_run(tiny_vocoder)
+    report = vocoder_report(params, family, model, data, log=None, keep_audio=True)
+    assert set(report["groups"]) == {"digits", "speech"}
+    assert report["groups"]["speech"]["real"]["clips"] == 1
+    assert report["voices"] == {"festival": ["kal", "slt"], "kokoro": ["jf_nezumi"]}
+    assert report["sources"]["kokoro"]["vocoder"]["clips"] == 2
+    assert {(c["group"], c["metric"]) for c in report["source_comparisons"]} == \
+        {(s, m) for s in ("festival", "kokoro") for m in ("log_mel_l1_db",
+                                                           "spectral_convergence")}
+    report["run"] = "tiny"
+    text = markdown(report)
+    assert "## Per source" in text and "| kokoro (2) | jf_nezumi | vocoder |" in text
+    dirs = write_sets(report, str(tmp_path / "sets"))
+    assert ("speech", "griffin-lim-refined") in dirs and ("digits", "real") in dirs
 
 
 def test_demo_plays_a_pretrained_vocoder(tiny_vocoder, tmp_path, capsys):
@@ -166,7 +255,7 @@ def test_demo_plays_a_pretrained_vocoder(tiny_vocoder, tmp_path, capsys):
     assert "no pretrained model under" in capsys.readouterr().err
 
 
-def test_evaluate_a_vocoder_run(tiny_vocoder, tmp_path, capsys):
+def test_evaluate_a_vocoder_run(tiny_vocoder, tmp_path, capsys, monkeypatch):
     import json
     from evaluate import main as evaluate
     out = tmp_path / "eval"
@@ -176,15 +265,27 @@ def test_evaluate_a_vocoder_run(tiny_vocoder, tmp_path, capsys):
     assert evaluate(["--run", str(tiny_vocoder), "--reference", heldout, "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     music = report["groups"]["music"]
-    assert set(music) == {"real", "griffin-lim", "vocoder", "consistent"}
+    assert set(music) == {"real", "griffin-lim", "vocoder", "griffin-lim-refined", "consistent"}
     assert music["real"]["fad"]["windows"] == music["vocoder"]["fad"]["windows"] == 24  # 4 × 6 s
     # An untrained vocoder is noise: further from real chorales than the real held-out clips.
     assert music["real"]["fad"]["fad"] < music["vocoder"]["fad"]["fad"]
     text = (out / "report.md").read_text()
     assert "| music (4) | vocoder |" in text and "| music (4) | vocoder + consistency |" in text
+    assert "| music (4) | griffin-lim + refinement |" in text and "## Comparisons" in text
+    assert "| music (4) | vocoder vs griffin-lim | spectral convergence ↓ |" in text
     assert "consistency scale 0.3 × 10 moves per step, 100 refinement steps at 0.001" in text
+    assert music["griffin-lim-refined"]["fad"]["windows"] == 24
     assert sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.endswith("-fad")) \
-        == ["music-consistent", "music-griffin-lim", "music-real", "music-vocoder"]
+        == ["music-consistent", "music-griffin-lim", "music-griffin-lim-refined", "music-real",
+            "music-vocoder"]
+    assert len(report["clips"]) == 4 and "audio" not in report
     capsys.readouterr()
     assert evaluate(["--run", str(tiny_vocoder), "--out", str(out)]) == 2          # no overwrite
     assert "exists and is not empty" in capsys.readouterr().err
+    # The default report directory is runs/eval/<run name>, never inside the run.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "eval" / "run").mkdir(parents=True)
+    (tmp_path / "runs" / "eval" / "run" / "report.md").write_text("earlier")
+    assert evaluate(["--run", str(tiny_vocoder)]) == 2
+    assert f"{Path('runs', 'eval', 'run')} exists and is not empty" in capsys.readouterr().err
+    assert not (tiny_vocoder / "eval").exists()
