@@ -85,7 +85,7 @@ test: $(STAMP)
 # and ARM (Eigen kernels: no dilated Conv2DBackpropInput, bf16 emulated). make test runs with
 # this machine's default, and tests/test_portability.py caps oneDNN at AVX2 (no bf16).
 PORTABLE_TESTS := test_diffwave_net test_portability test_training test_multiworker test_export \
-	test_generate_cli test_bad_input_matrix test_samplers test_consistency
+	test_generate_cli test_bad_input_matrix test_samplers test_consistency test_priorgrad
 # Two slow tests there check process handling and error messages, not kernels: run once.
 PORTABLE_SKIP := test_training.py::test_bad_checkpoints_and_params_are_clear_errors \
 	test_multiworker.py::test_killed_worker_fails_cleanly_then_relaunch_resumes
