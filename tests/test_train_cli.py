@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -42,3 +44,23 @@ def test_errors_are_one_line(tmp_path):
         assert out.returncode == 2
         assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1, out.stderr
         assert message in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("name", ["vocoder", "digits", "chorales"])
+def test_fine_tuning_a_bundled_model_needs_no_other_flag(tmp_path, name):
+    """README: `train.py --init-from pretrained/X --data DIR --run R` takes X's params (sampling
+    settings never block it) and trains; a refused --init-from writes no params.json."""
+    out = run("--init-from", str(ROOT / "pretrained" / name), "--data",
+              str(ROOT / "dataset" / "digits"), "--run", str(tmp_path / "r"), "--steps", "2",
+              "--set", "train.checkpoint_every=1000")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "fine-tuning from" in out.stdout and "step 2" in out.stdout
+    source = json.loads((ROOT / "pretrained" / name / "params.json").read_text())
+    saved = json.loads((tmp_path / "r" / "params.json").read_text())
+    assert saved["network"] == source["network"]
+    if name == "vocoder":     # another model's weights: refused before the run is written
+        bad = run("--init-from", str(ROOT / "pretrained" / name), "--data",
+                  str(ROOT / "dataset" / "digits"), "--run", str(tmp_path / "bad"),
+                  "--preset", "tiny", "--set", "conditioning=mel")
+        assert bad.returncode == 2 and "network params differ" in bad.stderr
+        assert not (tmp_path / "bad" / "params.json").exists()
