@@ -3,9 +3,9 @@
     python app.py [--runs DIR ...] [--port 7860] [--host 127.0.0.1] [--max-upload-mb 20]
 
 The form adapts to the chosen run's family (label, text and guidance, audio to start from,
-in/out-painting, a mel input, a neural vocoder); generation is generate.py's own path
-(generate.load / generate.generate / generate.write_clips), so a clip made here equals the CLI's
-for the same options. --runs defaults to pretrained/ and runs/ (those that exist), so the
+in/out-painting, a mel input, a neural vocoder); generation is the Python API's
+(diffusion.Pipeline), as for generate.py, so a clip made here equals the CLI's for the same
+options. --runs defaults to pretrained/ and runs/ (those that exist), so the
 bundled models are there on a fresh clone. Only directories found under --runs are offered or accepted (every path
 is resolved and checked), uploads are limited in size and length, and every bad input or
 failing run becomes a message in the page while the server keeps serving. Details: docs/ui.md.
@@ -118,24 +118,17 @@ class Server:
         self.cancelled = set()
         self.lock = threading.Lock()
 
-    # --- loading, cached (families keep their traced steps per model) ---------------------
-    def load_run(self, run_dir, use_ema=True):
-        from diffusion.families.registry import load_run
-        run_dir = self.check_path(run_dir)
-        key = ("run", run_dir, use_ema)
+    # --- loading, cached (a Pipeline keeps its family's traced steps) ----------------------
+    def pipeline(self, path, use_ema=True):
+        """The Pipeline of a run directory or SavedModel under --runs (the 3 most recent)."""
+        from diffusion import Pipeline
+        path = self.check_path(path)
+        key = (path, use_ema)
         if key not in self.loaded:
-            self.loaded[key] = load_run(run_dir, use_ema=use_ema)
+            self.loaded[key] = Pipeline.from_pretrained(path, use_ema=use_ema)
         self.loaded.move_to_end(key)
         while len(self.loaded) > 3:
             self.loaded.popitem(last=False)
-        return self.loaded[key]
-
-    def load_saved_model(self, directory):
-        from diffusion.families.serving import load_saved_model
-        key = ("savedmodel", directory)
-        if key not in self.loaded:
-            self.loaded[key] = load_saved_model(directory)
-        self.loaded.move_to_end(key)
         return self.loaded[key]
 
     def check_path(self, path):
@@ -167,14 +160,15 @@ class Server:
         from diffusion.families.registry import family_for
         path, kind = self.catalog.resolve(key)
         if kind == "savedmodel":
-            served = self.load_saved_model(path)
-            return {"info": f"SavedModel ({served.kind}), {served.sample_rate} Hz; sampler and "
-                            f"steps fixed at export; runs in one graph call (no per-step "
-                            f"progress, no cancel)",
-                    "run": False, "seconds": served.kind in ("waveform", "class", "text"),
-                    "label": served.kind == "class", "text": served.kind == "text",
-                    "guidance": served.kind == "text",
-                    "mel": served.kind == "vocoder", "source": False, "mask": False,
+            accepts = self.pipeline(path).accepts
+            served = accepts.kind
+            return {"info": f"SavedModel ({served}), {self.pipeline(path).sample_rate} Hz; "
+                            f"sampler and steps fixed at export; runs in one graph call (no "
+                            f"per-step progress, no cancel)",
+                    "run": False, "seconds": served in ("waveform", "class", "text"),
+                    "label": accepts.num_classes != 0, "text": served == "text",
+                    "guidance": served == "text",
+                    "mel": served == "vocoder", "source": False, "mask": False,
                     "vocoder": False, "samplers": ["(fixed)"], "sampler": "(fixed)"}
         params = run_params(path)
         family = family_for(params)
@@ -196,8 +190,9 @@ class Server:
                  guidance, decode_steps, source, strength, mask_start, mask_end, mel, vocoder,
                  progress=None):
         """(status line, [(wav, png, caption)]); raises ValueError-like errors, Cancelled."""
+        import dataclasses
         import numpy as np
-        import generate as cli
+        from diffusion.requests import REQUESTS
         path, kind = self.catalog.resolve(key)
         num = 1 if num is None else int(num)
         if not 1 <= num <= MAX_CLIPS:
@@ -207,71 +202,42 @@ class Server:
         seed = 0 if seed is None else int(seed)
         if not 0 <= seed < 2 ** 31:
             raise ValueError(f"seed must be in 0..{2 ** 31 - 1}, got {seed}")
-        out = tempfile.mkdtemp(dir=self.out_root)
-        self.prune()
-        if kind == "savedmodel":
-            served = self.load_saved_model(path)
-            mel_array = None
-            if served.kind == "vocoder":
-                mel_path = self.check_upload(mel, "mel input", audio=False)
-                if mel_path is None or not mel_path.endswith(".npy"):
-                    raise ValueError("a vocoder SavedModel takes a log-mel .npy "
-                                     f"[frames, {served.n_mels}] as mel input")
-                from data.features import read_log_mel
-                mel_array = read_log_mel(mel_path, served.sample_rate, 1, served.n_mels)
-            audio, images = served.generate(num, float(seconds), seed, label, mel_array,
-                                            text, 1.0 if guidance is None else guidance)
-            args = argparse.Namespace(run=path, sampler="savedmodel", seed=seed, out=out)
-            rate, line = served.sample_rate, f"SavedModel {served.kind}"
-        else:
-            argv = ["--run", path, "--out", out, "--num", str(num), "--seconds", str(seconds),
-                    "--seed", str(seed), "--eta", str(0.0 if eta is None else eta)]
-            if sampler:
-                argv += ["--sampler", sampler]
-            if steps:                      # an empty Number arrives as None or 0: the default
-                argv += ["--steps", str(int(steps))]
-            if label is not None:
-                argv += ["--label", str(int(label))]
-            if text:
-                argv += ["--text", text]
-            if guidance is not None:
-                argv += ["--guidance", str(guidance)]
-            if decode_steps is not None:
-                argv += ["--decode-steps", str(int(decode_steps))]
-            source = self.check_upload(source, "audio to start from")
-            if source:
-                argv += ["--from-audio", source,
-                         "--strength", str(0.5 if strength is None else strength)]
-            if mask_start or mask_end:
-                argv += ["--mask-start", str(mask_start or 0), "--mask-end", str(mask_end or 0)]
-            mel = self.check_upload(mel, "mel input", audio=not str(mel).endswith(".npy"))
-            if mel:
-                argv += ["--mel", mel]
-            if vocoder:
-                argv += ["--vocoder", self.catalog.resolve(vocoder)[0]]
-            try:
-                args = cli.parse_args(argv)
-            except SystemExit:
-                raise ValueError(f"bad options: {' '.join(argv)}") from None
-            params, family, model, voc = cli.load(args, self.load_run)
+        pipe = self.pipeline(path)
+        source = self.check_upload(source, "audio to start from")
+        mel = self.check_upload(mel, "mel input", audio=not str(mel).endswith(".npy"))
+        given = {"seconds": float(seconds), "sampler": sampler if pipe.run else None,
+                 "steps": int(steps) if steps else None,   # an empty Number: None or 0
+                 "eta": eta or None, "label": None if label is None else int(label),
+                 "text": text or None, "guidance": guidance,
+                 "decode_steps": None if decode_steps is None else int(decode_steps),
+                 "from_audio": source, "mel": mel,
+                 "strength": (0.5 if strength is None else strength) if source else None,
+                 "mask_start": mask_start or None, "mask_end": mask_end or None,
+                 "vocoder": self.catalog.resolve(vocoder)[0] if vocoder else None}
+        taken = {f.name for f in dataclasses.fields(REQUESTS[pipe.accepts.kind])}
+        arguments = {k: v for k, v in given.items() if v is not None and k in taken}
 
-            def step(i, total):
-                if session in self.cancelled:
-                    raise Cancelled(f"cancelled after step {i} of {total}")
-                if progress is not None:
-                    progress((i, total), desc=f"{args.sampler}: denoising", unit="steps")
-            result = cli.generate(args, params, family, model, voc, step)
-            audio, images, rate = result.audio, result.images, result.rate
-            line = (f"{args.sampler}, {result.steps} steps, {result.elapsed:.1f} s" +
-                    (f"; {result.line}" if result.line else ""))
+        def step(i, total):
+            if session in self.cancelled:
+                raise Cancelled(f"cancelled after step {i} of {total}")
+            if progress is not None:
+                progress((i, total), desc=f"{result_sampler}: denoising", unit="steps")
+        result_sampler = arguments.get("sampler") or pipe.accepts.default_sampler
+        out = pipe(num=num, seed=seed, progress=step, **arguments)
+        audio, rate = out.audio, out.sample_rate
+        line = (f"{out.sampler}, {out.steps} steps, {out.elapsed:.1f} s" if out.steps else
+                f"SavedModel {pipe.accepts.kind}, {out.elapsed:.1f} s") + \
+            (f"; {out.info}" if out.info else "")
         if not np.all(np.isfinite(audio)):
             raise ValueError("the model produced NaN or infinite samples")
+        directory = tempfile.mkdtemp(dir=self.out_root)
+        self.prune()
         clips = []
         what = "waveform and log-mel" + ("; the mel image is saved beside it"
-                                          if images is not None else "")
-        for i, (wav, png) in enumerate(cli.write_clips(args, audio, images, rate)):
-            clips.append((wav, png, f"clip {i + 1}: {audio.shape[1] / rate:.2f} s at {rate} Hz "
-                                    f"({what})"))
+                                          if out.images is not None else "")
+        for i, wav in enumerate(out.save(directory)):
+            clips.append((wav, wav[:-4] + ".png", f"clip {i + 1}: {audio.shape[1] / rate:.2f} s "
+                                                  f"at {rate} Hz ({what})"))
         status = (f"Made {len(clips)} clip(s) of {audio.shape[1] / rate:.2f} s from {key} "
                   f"({line}).")
         return status, clips

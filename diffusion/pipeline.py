@@ -6,31 +6,33 @@
 
 One chain for every kind, as generate.py's: request (diffusion/requests.py, checked before any
 work) → scheduler → conditioning → shape → sample → to_audio → vocoder → crop to `seconds`.
-A Pipeline keeps its family and model, so the family's compiled sampling step is traced on
-the first call only. An exported SavedModel runs its own in-graph loop (sampler fixed).
+Audio-to-audio (from_audio, strength, masks, noise, slerp) and loops go the same way, for
+every kind that takes them. A Pipeline keeps its family and model, so the family's compiled
+sampling step is traced on the first call only. An exported SavedModel runs its own in-graph
+loop (sampler fixed; diffusion/serving.py).
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
-import re
+import time
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from data.features import read_log_mel
+from data.features import read_log_mel, read_mono
 from data.figures import save_clip_figure
 from diffusion.core.consistency import Consistency
-from diffusion.core.sampling import chunked
+from diffusion.core.sampling import chunked, edge_mask, encode, slerp
 from diffusion.families.base import Request as DecodeRequest
 from diffusion.families.mel.vocoder import load_vocoder, run_vocoder
 from diffusion.families.registry import load_run
-from diffusion.families.serving import is_saved_model, load_saved_model
-from diffusion.requests import Accepts, Request, check_mel, make_request
+from diffusion.requests import Accepts, Request, make_request
+from diffusion.serving import is_saved_model, load_saved_model
 
 PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"   # bundled models by name
-CHUNK_SECONDS = 4.0                 # generate.py's --chunk-seconds: long DiffWave clips
 
 
 @dataclasses.dataclass
@@ -43,6 +45,10 @@ class Output:
     captions: tuple[str, ...] | None = None
     images: np.ndarray | None = None
     name: str = "clip"                  # file stem: <model>_<sampler>_seed<S>
+    steps: int = 0                      # denoising steps run (0: fixed inside a SavedModel)
+    elapsed: float = 0.0                # seconds of the call
+    info: str | None = None             # a line about the conditioning (label, prompt…)
+    sampler: str | None = None          # None: fixed inside a SavedModel
 
     def save(self, directory) -> list[str]:
         """DIR/<name>_<i>.wav (16-bit PCM) and .png (waveform + log-mel, titled with the
@@ -74,7 +80,7 @@ class Output:
 class Pipeline:
     """A model loaded for sampling. `pipe(**arguments)` → Output; `pipe.request(**arguments)`
     checks them without sampling. Arguments per kind (pipe.accepts.kind): diffusion/requests.py's
-    WaveformRequest, VocoderRequest, MelRequest, TextRequest."""
+    WaveformRequest, VocoderRequest, MelRequest, TextRequest, ReconstructRequest."""
 
     def __init__(self, path: str, accepts: Accepts, run=None, served=None):
         self.path, self.accepts = path, accepts
@@ -91,14 +97,20 @@ class Pipeline:
             path = str(PRETRAINED / path)
         if is_saved_model(path):
             served = load_saved_model(path)
-            return cls(path, served_accepts(path, served), served=served)
+            return cls(path, served.accepts(), served=served)
+        if not os.path.isdir(path):
+            raise ValueError(f"{path}: no such run directory, pretrained model or SavedModel")
         if not os.path.isfile(os.path.join(path, "params.json")):
             raise ValueError(f"{path}: not a run directory (params.json), a pretrained model or "
                              f"an exported SavedModel (saved_model.pb)")
-        params, family, model = load_run(path, use_ema=use_ema)   # RunError: a ValueError
-        accepts = run_accepts(path, params, family)
+        return cls.from_loaded(path, *load_run(path, use_ema=use_ema))   # RunError: ValueError
+
+    @classmethod
+    def from_loaded(cls, path, params, family, model) -> "Pipeline":
+        """Around a run already loaded (e.g. the model being trained): nothing is reloaded."""
+        accepts = run_accepts(os.fspath(path), params, family)
         family.load_frozen()                # a diffgen's DiffAE, loaded and checked now
-        return cls(path, accepts, run=(params, family, model))
+        return cls(os.fspath(path), accepts, run=(params, family, model))
 
     def __repr__(self) -> str:
         return f"Pipeline({self.path!r}: {self.accepts.what})"
@@ -109,8 +121,16 @@ class Pipeline:
         return self.run[0] if self.run else None
 
     @property
+    def family(self):
+        return self.run[1] if self.run else None
+
+    @property
+    def model(self):
+        return self.run[2] if self.run else None
+
+    @property
     def sample_rate(self) -> int:
-        return self.served.sample_rate if self.served else self.run[0].data.sample_rate
+        return self.served.sample_rate if self.served else self.params.data.sample_rate
 
     def request(self, **arguments) -> Request:
         """The checked request of `arguments` (ValueError naming the argument)."""
@@ -118,86 +138,164 @@ class Pipeline:
 
     def __call__(self, *, progress=None, **arguments) -> Output:
         """Clips for `arguments` (see the class); `progress(i, total)` after each sampling step
-        (not for a SavedModel, whose loop is one graph call)."""
+        (it may raise to cancel; not for a SavedModel, whose loop is one graph call)."""
         r = self.request(**arguments)
+        start, stem = time.perf_counter(), os.path.basename(os.path.normpath(self.path))
         if self.served is not None:
-            return self._served(r)
-        vocoder = self._vocoder(r.vocoder) if getattr(r, "vocoder", None) is not None else None
-        kind = self.accepts.kind
-        if kind == "vocoder":
-            audio, images, rate = self._vocode(r, progress)
-        elif kind == "mel-unet":
-            audio, images, rate = self._mel_unet(r, vocoder, progress)
-        elif kind == "text":
-            audio, images, rate = self._text(r, progress)
-        else:
-            audio, images, rate = self._waveform(r, progress)
-        stem = os.path.basename(os.path.normpath(self.path))
+            audio, images = self.served.run(r)
+            return Output(audio, self.sample_rate, getattr(r, "label", None),
+                          getattr(r, "text", None), images, f"{stem}_seed{r.seed}",
+                          elapsed=time.perf_counter() - start)
+        audio, images, rate, steps, info = self._generate(r, progress)
         return Output(np.asarray(audio, np.float32), rate, getattr(r, "label", None),
-                      getattr(r, "text", None), images, f"{stem}_{r.sampler}_seed{r.seed}")
+                      getattr(r, "text", None), images, f"{stem}_{r.sampler}_seed{r.seed}",
+                      steps, time.perf_counter() - start, info, r.sampler)
+
+    def encode(self, from_audio, **arguments) -> np.ndarray:
+        """The DDIM inversion x_T [num, …] of `from_audio` (`steps` DDIM steps, η = 0; the
+        other arguments as for a call): a `noise=` that decodes back to it (--encode)."""
+        r = self.request(sampler="ddim", from_audio=from_audio, **arguments)
+        cond, shape, _, init = self._start(r)
+        denoise = self._denoiser(r, cond, shape) or self.family.denoiser(self.model, cond)
+        return encode(denoise, self.family.scheduler("ddim", r.steps), init).numpy()
 
     # --- run directories: the family's chain --------------------------------------------------
-    def _sample(self, r, shape, cond, progress, **options):
+    def _generate(self, r, progress):
+        """(audio [N, T], images or None, rate, steps run, info line) of a checked request."""
         params, family, model = self.run
+        kind, rate = self.accepts.kind, params.data.sample_rate
         scheduler = family.scheduler(r.sampler, r.steps, r.eta)
-        return family.sample(model, scheduler, shape, cond, seed=r.seed, progress=progress,
-                             **options).numpy()
-
-    def _waveform(self, r, progress):
-        params, family, model = self.run
-        cond = family.class_condition(list(r.label)) if r.label is not None else {}
-        shape = family.sample_shape(r.num, r.seconds, cond)
-        rate, options = params.data.sample_rate, {}
-        chunk = int(CHUNK_SECONDS * rate)
-        if shape[1] > 2 * chunk:            # exact overlapping chunks (generate.py's)
-            options["denoise"] = chunked(family.denoiser(model, cond), chunk,
-                                         (model.receptive_field - 1) // 2)
-        x = self._sample(r, shape, cond, progress, **options)
-        return family.to_audio(x)[0], None, rate
-
-    def _vocode(self, r, progress):
-        params, family, _ = self.run
-        n, rate = params.network, params.data.sample_rate
-        mel = r.mel
-        if isinstance(mel, str):            # .npy, or an audio file levelled as in training
+        cond, shape, seconds, init = self._start(r)
+        noise = self._noise(r, shape)
+        denoise = self._denoiser(r, cond, shape)
+        known, options = None, {}
+        if getattr(r, "mask_start", 0) or getattr(r, "mask_end", 0):   # kept at every step
+            fps = family.frames_per_second()
+            known = (init, edge_mask(shape, family.time_axis, round(r.mask_start * fps),
+                                     round(r.mask_end * fps)))
+        if getattr(r, "slerp", None) is not None:  # DDIM inversions of both, slerped, decoded
+            other = family.from_audio(self._audio(r.slerp, "slerp"), r.num)
+            if other.shape != init.shape:
+                raise ValueError(f"slerp: gives x₀ {list(other.shape)}, from_audio gives "
+                                 f"{list(init.shape)}")
+            bound = denoise or family.denoiser(model, cond)
+            noise = slerp(encode(bound, scheduler, init).numpy(),
+                          encode(bound, scheduler, other).numpy(), r.alpha)
+            init = None
+        if kind == "vocoder":               # steering toward the mel: the run's, or overridden
+            overrides = {"scale": r.consistency, "refine_steps": r.refine_steps}
+            options["consistency"] = dataclasses.replace(
+                Consistency.from_params(params.network),
+                **{k: v for k, v in overrides.items() if v is not None})
+        x = family.sample(model, scheduler, shape, cond, seed=r.seed, denoise=denoise,
+                          progress=progress, init=init, strength=getattr(r, "strength", 1.0),
+                          noise=noise, known=known, **options)
+        audio, images = family.to_audio(x, DecodeRequest(r.num, seconds, r.seed,
+                                                         getattr(r, "decode_steps", 50)))
+        if getattr(r, "vocoder", None) is not None:     # a neural vocoder, not Griffin-Lim
+            vocoder = self._vocoder(r.vocoder)
+            audio = run_vocoder(vocoder.run, images, family.mel, r.vocoder_gain_db, r.seed)
+            rate = vocoder.sample_rate
+        if kind == "mel-unet" and init is None and noise is None:
+            audio = audio[:, :max(1, round(r.seconds * rate))]     # whole slices, cropped
+        if getattr(r, "loop", 0):           # whole bars at the tracked beat, tiled
+            from data.beats import make_loop    # scipy's beat tracking: only loops need it
             try:
-                mel = read_log_mel(mel, rate, n.hop_length, n.n_mels, params.data)
-            except (ValueError, OSError) as e:          # AudioError is a ValueError
-                raise ValueError(f"mel: {e}") from None
-        cond = {"mel": tf.tile(tf.constant(mel, tf.float32)[None], [r.num, 1, 1])}
-        overrides = {"scale": r.consistency, "refine_steps": r.refine_steps}
-        consistency = dataclasses.replace(Consistency.from_params(n), **{
-            k: v for k, v in overrides.items() if v is not None})
-        x = self._sample(r, family.sample_shape(r.num, 0.0, cond), cond, progress,
-                         consistency=consistency)
-        return family.to_audio(x)[0], None, rate
+                audio = np.stack([make_loop(clip, rate, r.loop) for clip in audio])
+            except ValueError as e:
+                raise ValueError(f"loop: {e}") from None
+        steps = scheduler.start_index(r.strength) + 1 if init is not None \
+            else scheduler.num_inference_steps
+        return audio, images, rate, steps, self._info(r, cond, shape)
 
-    def _mel_unet(self, r, vocoder, progress):
-        params, family, _ = self.run
-        rate, width = params.data.sample_rate, params.network.slice_samples
-        length = max(1, round(r.seconds * rate))
-        slices = -(-length // width)        # whole images covering `seconds`, then cropped
-        cond = family.class_condition(list(r.label), r.guidance) if r.label is not None else {}
-        x = self._sample(r, family.sample_shape(r.num, slices * width / rate, cond), cond,
-                         progress)
-        if vocoder is None:                 # Griffin-Lim
-            audio, images = family.to_audio(x)
+    def _start(self, r):
+        """(conditioning, x_T's shape, seconds of audio, x₀ of from_audio or None)."""
+        params, family, model = self.run
+        kind, rate = self.accepts.kind, params.data.sample_rate
+        source = None if getattr(r, "from_audio", None) is None else \
+            self._audio(r.from_audio, "from_audio")
+        seconds = getattr(r, "seconds", None)
+        if kind in ("class", "mel-unet") and r.label is not None:
+            cond = family.class_condition(list(r.label), *(
+                [r.guidance] if kind == "mel-unet" else []))
+        elif kind == "vocoder":
+            cond = {"mel": tf.tile(tf.constant(self._mel(r.mel), tf.float32)[None],
+                                   [r.num, 1, 1])}
+        elif kind == "text":
+            cond = {**family.text_condition(list(r.text)), "guidance": r.guidance}
+        elif kind == "reconstruct":         # a DiffAE: the input's latent, decoded from noise
+            cond, seconds = family.latent_condition(model, source, r.num), len(source) / rate
         else:
-            images = family.to_images(x)
-            audio = run_vocoder(vocoder, images, family.mel, seed=r.seed)
-            rate = vocoder[0].data.sample_rate
-        return audio[:, :max(1, round(r.seconds * rate))], images, rate
+            cond = {}
+        if kind == "mel-unet":              # whole images covering `seconds`, then cropped
+            width = params.network.slice_samples
+            seconds = math.ceil(round(seconds * rate) / width) * width / rate
+        shape = family.sample_shape(r.num, seconds or 0.0, cond)
+        init = None
+        if source is not None and kind != "reconstruct":
+            init = family.from_audio(source, r.num)
+            shape = list(init.shape)
+        return cond, shape, seconds, init
 
-    def _text(self, r, progress):
-        params, family, _ = self.run
-        cond = {**family.text_condition(list(r.text)), "guidance": r.guidance}
-        x = self._sample(r, family.sample_shape(r.num, r.seconds, cond), cond, progress)
-        audio, _ = family.to_audio(x, DecodeRequest(r.num, r.seconds, r.seed, r.decode_steps))
-        return audio, None, params.data.sample_rate
+    def _denoiser(self, r, cond, shape):
+        """A long DiffWave clip's chunked denoiser (exact: the halo covers the receptive
+        field), else None (the family's own, with its compiled step)."""
+        model, rate = self.model, self.sample_rate
+        chunk = int(getattr(r, "chunk_seconds", 0) * rate)
+        if not chunk or not hasattr(model, "receptive_field") or shape[1] <= 2 * chunk or \
+                "mel" in cond:
+            return None
+        return chunked(self.family.denoiser(model, cond), chunk, (model.receptive_field - 1) // 2)
 
-    def _vocoder(self, vocoder):
-        """(params, family, model) of `vocoder` (a path or a Pipeline), checked against this
-        run's Mel; loaded once per path."""
+    def _audio(self, audio, argument: str) -> np.ndarray:
+        """Mono samples at the run's rate from a path or an array (checked by requests.py)."""
+        if isinstance(audio, (str, os.PathLike)):
+            try:
+                audio = read_mono(os.fspath(audio), self.sample_rate)   # AudioError: ValueError
+            except (ValueError, OSError) as e:
+                raise ValueError(f"{argument}: {e}") from None
+        audio = np.asarray(audio, np.float32)
+        if not np.all(np.isfinite(audio)):
+            raise ValueError(f"{argument}: holds NaN or infinite samples")
+        return audio
+
+    def _mel(self, mel):
+        """A vocoder's log-mel from an array, a .npy, or an audio file levelled as in training."""
+        if not isinstance(mel, str):
+            return mel
+        params = self.params
+        n = params.network
+        try:
+            return read_log_mel(mel, params.data.sample_rate, n.hop_length, n.n_mels,
+                                params.data)
+        except (ValueError, OSError) as e:          # AudioError is a ValueError
+            raise ValueError(f"mel: {e}") from None
+
+    def _noise(self, r, shape):
+        noise = getattr(r, "noise", None)
+        if noise is None:
+            return None
+        noise = np.load(noise) if isinstance(noise, (str, os.PathLike)) else noise
+        noise = np.asarray(noise, np.float32)
+        if list(noise.shape) != list(shape):
+            raise ValueError(f"noise: x_T must be {list(shape)} (num, seconds), got "
+                             f"{list(noise.shape)}")
+        return noise
+
+    def _info(self, r, cond, shape) -> str | None:
+        kind = self.accepts.kind
+        if kind == "mel-unet" and r.label is not None:
+            labels = r.label[0] if len(set(r.label)) == 1 else list(r.label)
+            return f"label {labels}, guidance {cond.get('guidance', 1.0):g}"
+        if kind == "text":
+            text = r.text[0] if len(set(r.text)) == 1 else list(r.text)
+            return (f"text: {text!r}, guidance {r.guidance:g}, latent {list(shape[1:])}, "
+                    f"decoder {r.decode_steps} V steps")
+        return None
+
+    def _vocoder(self, vocoder) -> "Pipeline":
+        """`vocoder` (a path or a Pipeline) as a vocoder Pipeline checked against this run's
+        Mel; loaded once per path."""
         if isinstance(vocoder, (str, os.PathLike)):
             key = os.path.abspath(vocoder)
             if key not in self._vocoders:
@@ -213,97 +311,37 @@ class Pipeline:
             raise ValueError(f"vocoder: {vocoder.path} is {vocoder.accepts.what}, not a "
                              f"mel-conditioned DiffWave run directory")
         params, family, _ = self.run
-        loaded = lambda run_dir, use_ema=True: vocoder.run        # noqa: E731 (no reload)
         try:
-            return load_vocoder(vocoder.path, params, family, loaded)
+            load_vocoder(vocoder.path, params, family, lambda *a, **k: vocoder.run)
         except ValueError as e:
             raise ValueError(f"vocoder: {e}") from None
+        return vocoder
 
-    # --- exported SavedModels: one graph call -------------------------------------------------
-    def _served(self, r) -> Output:
-        served, kind = self.served, self.accepts.kind
-        rate, seed = served.sample_rate, tf.constant(r.seed, tf.int32)
-        num = tf.constant(r.num, tf.int32)
-        length = None if getattr(r, "seconds", None) is None else max(1, round(r.seconds * rate))
-        if kind in ("waveform", "class"):
-            inputs = {"num_samples": num, "length": tf.constant(length, tf.int32), "seed": seed}
-            if kind == "class":
-                inputs["label"] = tf.constant(r.label, tf.int32)
-        elif kind == "vocoder":
-            mel = r.mel
-            if isinstance(mel, str):        # a .npy (requests.py refuses audio files here)
-                try:
-                    mel = check_mel(read_log_mel(mel, rate, 0, self.accepts.n_mels),
-                                    self.accepts)
-                except (ValueError, OSError) as e:
-                    raise ValueError(f"mel: {e}") from None
-            inputs = {"mel": tf.tile(tf.constant(mel)[None], [r.num, 1, 1]), "seed": seed}
-        elif kind == "mel-unet":
-            inputs = {"num_samples": num, "seed": seed}
-            if r.label is not None:         # a class-conditional export
-                inputs["label"] = tf.constant(r.label, tf.int32)
-        else:
-            inputs = {"text": tf.constant(list(r.text)), "seconds": tf.constant(r.seconds),
-                      "seed": seed, "guidance": tf.constant(r.guidance, tf.float32)}
-        try:
-            out = served.function(**inputs)
-        except tf.errors.InvalidArgumentError as e:   # an in-graph check: its message
-            raise ValueError(graph_check_message(e.message or str(e), self.path)) from None
-        audio = out["audio"].numpy()
-        if kind == "mel-unet" and length is not None:
-            if length > audio.shape[1]:
-                raise ValueError(f"seconds: {self.path} makes {audio.shape[1] / rate:.2f} s "
-                                 f"clips (fixed at export); ask for at most that")
-            audio = audio[:, :length]
-        images = out["images"].numpy() if "images" in out else None
-        stem = os.path.basename(os.path.normpath(self.path))
-        return Output(audio.astype(np.float32), rate, getattr(r, "label", None),
-                      getattr(r, "text", None), images, f"{stem}_seed{r.seed}")
-
-
-def graph_check_message(message: str, path: str) -> str:
-    """An in-graph check's "label must be < 10" → "label: must be < 10 (PATH's check)", its
-    first word the input's name (num_samples is num, length is seconds)."""
-    found = re.search(r"assertion failed: \[([^\]]+)\]", message)
-    if found is None:
-        return f"{path}: {message.strip().splitlines()[-1]}"
-    name, _, rest = found.group(1).partition(" ")
-    name = {"num_samples": "num", "length": "seconds"}.get(name, name)
-    return f"{name}: {rest} ({path}'s check)"
+    def check_vocoder(self, vocoder) -> "Pipeline":
+        """The vocoder Pipeline of `vocoder` for this run, loaded and checked now."""
+        return self._vocoder(vocoder)
 
 
 def run_accepts(path: str, params, family) -> Accepts:
     """What a run directory's family takes (its samplers, T, classes, guidance, mel bands)."""
     n, model = params.network, params.model
     kinds = {"diffwave": {"none": "waveform", "class": "class", "mel": "vocoder"},
-             "mel-unet": {"none": "mel-unet", "class": "mel-unet"}, "diffgen": {"text": "text"}}
+             "mel-unet": {"none": "mel-unet", "class": "mel-unet"}, "diffgen": {"text": "text"},
+             "diffae": {"audio": "reconstruct"}}
     kind = kinds.get(model, {}).get(family.conditioning)
     if kind is None:
-        raise ValueError(f"{path}: a {model} run reconstructs audio (generate.py --from-audio); "
-                         f"the Python API takes diffwave, mel-unet and diffgen runs")
+        raise ValueError(f"{path}: a {model} run with {family.conditioning} conditioning does "
+                         f"not sample (the Python API takes diffwave, mel-unet, diffgen and "
+                         f"diffae runs)")
     classes = n.num_classes if family.conditioning == "class" else 0
     what = {"waveform": "an unconditional diffwave run", "class": "a class-conditional "
             "diffwave run", "vocoder": "a mel vocoder (mel-conditioned diffwave run)",
             "mel-unet": f"{'a class-conditional' if classes else 'an unconditional'} "
-            "mel-unet run", "text": "a text-to-audio (diffgen) run"}[kind]
+            "mel-unet run", "text": "a text-to-audio (diffgen) run",
+            "reconstruct": "a diffusion autoencoder (diffae run)"}[kind]
     guided = kind == "text" or (kind == "mel-unet" and bool(classes and n.cfg_drop))
     return Accepts(path, what, kind, tuple(family.samplers), family.default_sampler,
                    params.diffusion.num_steps,
                    num_classes=classes,
                    guided=guided, guidance=float(getattr(n, "guidance", 1.0)) if guided else 1.0,
                    n_mels=n.n_mels if kind == "vocoder" else 0)
-
-
-def served_accepts(path: str, served) -> Accepts:
-    """What an exported SavedModel takes (serving.py's kinds; class counts are not saved)."""
-    what = {"waveform": "an exported unconditional diffwave model", "class": "an exported "
-            "class-conditional diffwave model", "vocoder": "an exported mel vocoder",
-            "mel-unet": "an exported mel-unet model", "text": "an exported text-to-audio "
-            "model"}.get(served.kind)
-    if what is None:
-        raise ValueError(f"{path}: an exported {served.kind} model, which the Python API does "
-                         f"not take yet")
-    labels = "label" in served.function.structured_input_signature[1]
-    return Accepts(path, what, served.kind, num_classes=None if labels else 0,
-                   guided=served.kind == "text", n_mels=served.n_mels or 0,
-                   seconds=None if served.kind == "mel-unet" else 1.0, reads_audio=False)

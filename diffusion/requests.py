@@ -7,7 +7,7 @@ starts with the argument's name.
     request = make_request(accepts, num=2, label=[3, 7])    # MelRequest(label=(3, 7), …)
 
 Kinds: waveform (unconditional DiffWave), class (class-conditional DiffWave), vocoder
-(mel-conditioned DiffWave), mel-unet, text (diffgen). No TensorFlow here: `import diffusion`
+(mel-conditioned DiffWave), mel-unet, text (diffgen), reconstruct (diffae). No TensorFlow here: `import diffusion`
 stays light.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ class Accepts:
     """What a loaded model takes; `samplers` empty: sampler and steps were fixed at export."""
     name: str                           # the model's path, for messages
     what: str                           # "a class-conditional mel-unet run", for messages
-    kind: str                           # waveform | class | vocoder | mel-unet | text
+    kind: str                           # waveform | class | vocoder | mel-unet | text | reconstruct
     samplers: tuple[str, ...] = ()
     default_sampler: str | None = None
     num_steps: int = 1000               # the run's T: DDIM takes 1..T steps
@@ -90,8 +90,8 @@ class Request:
         """This request with defaults filled in and values normalised; ValueError otherwise."""
         num = _integer("num", self.num, 1)
         seed = _integer("seed", self.seed, 0, 2 ** 31 - 1)
-        return dataclasses.replace(self, num=num, seed=seed, sampler=self._sampler(accepts),
-                                   **self._own(accepts, num))
+        resolved = dataclasses.replace(self, num=num, seed=seed, sampler=self._sampler(accepts))
+        return dataclasses.replace(resolved, **resolved._own(accepts, num))
 
     def _sampler(self, accepts: Accepts) -> str | None:
         if accepts.fixed:                   # an exported SavedModel
@@ -125,14 +125,60 @@ class Request:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class WaveformRequest(Request):
-    """A DiffWave run: clips of `seconds`; `label` (one, or one per clip) for a
-    class-conditional run."""
-    seconds: float | None = None        # default: 1
-    label: int | tuple[int, ...] | None = None
+class AudioToAudio(Request):
+    """Starting points other than the seed's noise (run directories only):
+    `from_audio` (a path, or float32 mono [T] at the model's rate) noised to `strength` (SDEdit;
+    1 = pure noise), with `mask_start`/`mask_end` seconds of it kept at every step (in/out-
+    painting); `noise`, a given x_T (array or .npy); `slerp` (audio): DDIM-decode the slerp at
+    `alpha` of the DDIM inversions of from_audio and it; `loop` N: each clip cut to whole bars
+    at its tracked beat and tiled N times."""
+    from_audio: object = None
+    strength: float = 0.5
+    mask_start: float = 0.0
+    mask_end: float = 0.0
+    noise: object = None
+    slerp: object = None
+    alpha: float = 0.5
+    loop: int = 0
 
     def _own(self, accepts, num):
-        return {"seconds": check_seconds(self.seconds, accepts),
+        given = [name for name in ("from_audio", "noise", "slerp") if getattr(self, name)
+                 is not None] + (["loop"] if self.loop else [])
+        if given and accepts.fixed:
+            _fail(given[0], f"{accepts.name} is an exported SavedModel (it samples from the "
+                            f"seed's noise); load the run directory")
+        if self.from_audio is not None:
+            check_audio("from_audio", self.from_audio)
+            _fraction("strength", self.strength, "(0, 1]", lambda v: 0 < v <= 1)
+        for name in ("mask_start", "mask_end"):
+            value = _fraction(name, getattr(self, name), ">= 0 seconds", lambda v: v >= 0)
+            if value and self.from_audio is None:
+                _fail(name, "keeps seconds of from_audio at every step: give from_audio")
+        if self.slerp is not None:
+            check_audio("slerp", self.slerp)
+            if self.from_audio is None or self.sampler != "ddim":
+                _fail("slerp", "decodes DDIM inversions: give from_audio and sampler='ddim'")
+        _fraction("alpha", self.alpha, "[0, 1]", lambda v: 0 <= v <= 1)
+        if self.noise is not None and self.from_audio is not None:
+            _fail("noise", "is a starting x_T: drop from_audio")
+        if self.noise is not None and isinstance(self.noise, (str, os.PathLike)) and \
+                not os.path.isfile(self.noise):
+            _fail("noise", f"no such file {os.fspath(self.noise)}")
+        return {"loop": _integer("loop", self.loop, 0)}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WaveformRequest(AudioToAudio):
+    """A DiffWave run: clips of `seconds` (from_audio: its length); `label` (one, or one per
+    clip) for a class-conditional run; clips longer than 2 × `chunk_seconds` are denoised in
+    exact overlapping chunks (0: never)."""
+    seconds: float | None = None        # default: 1
+    label: int | tuple[int, ...] | None = None
+    chunk_seconds: float = 4.0
+
+    def _own(self, accepts, num):
+        _fraction("chunk_seconds", self.chunk_seconds, ">= 0", lambda v: v >= 0)
+        return {**super()._own(accepts, num), "seconds": check_seconds(self.seconds, accepts),
                 "label": check_labels(self.label, num, accepts)}
 
 
@@ -143,17 +189,22 @@ class MelRequest(WaveformRequest):
     Griffin-Lim."""
     guidance: float | None = None
     vocoder: object = None
+    vocoder_gain_db: float | None = None    # the images' 0 dB level (data/mel_convert.py)
 
     def _own(self, accepts, num):
         if self.vocoder is not None and accepts.fixed:
             _fail("vocoder", f"{accepts.name} is an exported SavedModel (Griffin-Lim inside); "
                              f"load the run directory to use a vocoder")
+        if self.vocoder_gain_db is not None:
+            if self.vocoder is None:
+                _fail("vocoder_gain_db", "applies with a vocoder: give vocoder")
+            _fraction("vocoder_gain_db", self.vocoder_gain_db, "finite", math.isfinite)
         return {**super()._own(accepts, num), "guidance": check_guidance(self.guidance,
                                                                          accepts)}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class VocoderRequest(Request):
+class VocoderRequest(AudioToAudio):
     """A mel vocoder (mel-conditioned DiffWave): audio for `mel`, a log-mel [frames, n_mels]
     (an array or a .npy file, DiffWave's scale: data/features.py) or an audio file whose log-mel
     is taken; `num` clips of it. `consistency` (scale) and `refine_steps` override the run's
@@ -173,7 +224,7 @@ class VocoderRequest(Request):
             _fail("consistency", f"must be a number >= 0 (0 = off), got {self.consistency!r}")
         if self.refine_steps is not None:
             _integer("refine_steps", self.refine_steps, 0)
-        return {"mel": check_mel(self.mel, accepts)}
+        return {**super()._own(accepts, num), "mel": check_mel(self.mel, accepts)}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -198,6 +249,46 @@ class TextRequest(Request):
             _integer("decode_steps", self.decode_steps, 1, V_MAX_STEPS)
         return {"seconds": check_seconds(self.seconds, accepts), "text": tuple(texts),
                 "guidance": check_guidance(self.guidance, accepts), "decode_steps": steps}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReconstructRequest(Request):
+    """A diffusion autoencoder (diffae) run: `from_audio` encoded to its latent and decoded by
+    `decode_steps` V steps from the seed's noise."""
+    from_audio: object = None
+    decode_steps: int | None = None     # default 50
+
+    def _own(self, accepts, num):
+        if self.from_audio is None:
+            _fail("from_audio", f"{accepts.name} is {accepts.what}: give the audio to "
+                                f"reconstruct (text → audio needs a diffgen run)")
+        check_audio("from_audio", self.from_audio)
+        steps = 50 if self.decode_steps is None else \
+            _integer("decode_steps", self.decode_steps, 1, V_MAX_STEPS)
+        return {"decode_steps": steps}
+
+
+def _fraction(argument: str, value, wanted: str, ok) -> float:
+    """A real number for which ok(value) holds ("must be in/be `wanted`" otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(value):
+        _fail(argument, f"must be {'in ' if wanted[0] in '([' else ''}{wanted}, got {value!r}")
+    return float(value)
+
+
+def check_audio(argument: str, audio) -> None:
+    """A path to an existing file, or a finite 1-D float array (mono samples)."""
+    if isinstance(audio, (str, os.PathLike)):
+        if not os.path.isfile(audio):
+            _fail(argument, f"no such file {os.fspath(audio)}")
+        return
+    try:
+        array = np.asarray(audio, np.float32)
+    except (TypeError, ValueError):
+        _fail(argument, f"give an audio file path or mono samples [T], got "
+                        f"{type(audio).__name__}")
+    if array.ndim != 1 or array.size < 1 or not np.all(np.isfinite(array)):
+        _fail(argument, f"give an audio file path or finite mono samples [T], got an array of "
+                        f"shape {list(array.shape)}")
 
 
 def check_seconds(seconds, accepts: Accepts) -> float | None:
@@ -261,7 +352,7 @@ def check_mel(mel, accepts: Accepts):
 
 
 REQUESTS = {"waveform": WaveformRequest, "class": WaveformRequest, "vocoder": VocoderRequest,
-            "mel-unet": MelRequest, "text": TextRequest}
+            "mel-unet": MelRequest, "text": TextRequest, "reconstruct": ReconstructRequest}
 
 
 def make_request(accepts: Accepts, **kwargs) -> Request:
@@ -271,6 +362,10 @@ def make_request(accepts: Accepts, **kwargs) -> Request:
     names = [f.name for f in dataclasses.fields(request_class)]
     for key in kwargs:
         if key not in names:
-            _fail(key, f"{accepts.name} is {accepts.what}, which does not take it (it takes "
-                       f"{', '.join(names)})")
+            kinds = [kind for kind, c in REQUESTS.items()
+                     if key in {f.name for f in dataclasses.fields(c)}]
+            if kinds:                       # another kind's argument
+                _fail(key, f"{accepts.name} is {accepts.what}: drop it (it is for "
+                           f"{' / '.join(dict.fromkeys(kinds))} models)")
+            _fail(key, f"not an argument (arguments of {accepts.what}: {', '.join(names)})")
     return request_class(**kwargs).checked(accepts)

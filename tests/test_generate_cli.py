@@ -55,19 +55,24 @@ def test_class_conditional_needs_a_label_in_range(runs, tmp_path):
 
 # (The cases shared with the other CLIs live in test_bad_input_matrix.py.)
 @pytest.mark.parametrize("args,message", [
-    (["--run", "{runs}/class"], "give --label 0..9"),
-    (["--run", "{runs}/class", "--label", "10"], "--label 10 is out of range 0..9"),
-    (["--run", "{runs}/uncond", "--steps", "5"], "--steps applies to --sampler ddim"),
+    (["--run", "{runs}/class"], "--label: {runs}/class is class-conditional: give a label 0..9"),
+    (["--run", "{runs}/class", "--label", "10"], "--label: 10 is out of range 0..9"),
+    (["--run", "{runs}/uncond", "--steps", "5"], "--steps: applies to sampler ddim"),
     (["--run", "{runs}/uncond", "--from-audio", "/etc/hostname"], "not a readable audio file"),
-    (["--run", "{runs}/uncond", "--from-audio", "x.wav", "--strength", "0"], "--strength"),
-    (["--run", "{runs}/uncond", "--mel", "x.npy"], "not mel-conditioned"),
-    (["--run", "{runs}/uncond", "--consistency", "0.3"], "not mel-conditioned; drop --consistency"),
+    (["--run", "{runs}/uncond", "--from-audio", "x.wav"], "--from-audio: no such file x.wav"),
+    (["--run", "{runs}/uncond", "--from-audio", "{source}", "--strength", "0"],
+     "--strength: must be in (0, 1], got 0.0"),
+    (["--run", "{runs}/uncond", "--mask-end", "1"], "--mask-end: keeps seconds of from_audio"),
+    (["--run", "{runs}/uncond", "--mel", "x.npy"], "drop it (it is for vocoder models)"),
+    (["--run", "{runs}/uncond", "--consistency", "0.3"], "--consistency: {runs}/uncond is an unconditional diffwave run: drop it"),
 ])
 def test_errors_are_one_line(runs, tmp_path, args, message):
-    args = [a.format(runs=runs) for a in args]
+    source = sorted((ROOT / "dataset" / "digits").glob("*.flac"))[0]
+    args = [a.format(runs=runs, source=source) for a in args]
     out = cli("generate.py", *args, "--out", tmp_path / "x")
     assert out.returncode == 2
-    assert out.stderr.startswith("error: ") and message in out.stderr, out.stderr
+    assert out.stderr.startswith("error: ") and message.format(runs=runs) in out.stderr, \
+        out.stderr
     assert out.stderr.count("\n") == 1
 
 
@@ -118,10 +123,11 @@ def test_mel_vocoder_run(tmp_path):
     assert distance[1] < 0.8 * distance[0], distance
     negative = cli("generate.py", "--run", run, "--mel", source, "--out", tmp_path / "n",
                    "--refine-steps", "-1")
-    assert negative.returncode == 2 and "network.refine_steps must be >= 0, got -1" in \
+    assert negative.returncode == 2 and "--refine-steps: must be >= 0, got -1" in \
         negative.stderr
     missing = cli("generate.py", "--run", run, "--out", tmp_path / "o")
-    assert missing.returncode == 2 and "give --mel" in missing.stderr
+    assert missing.returncode == 2 and "--mel: " in missing.stderr and "give a log-mel [frames, 32]" in \
+        missing.stderr
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((10, 7), np.float32))
     wrong = cli("generate.py", "--run", run, "--mel", bad, "--out", tmp_path / "o")

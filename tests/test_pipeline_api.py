@@ -68,8 +68,8 @@ def test_the_page_runs_and_prints_what_it_says(doc, workspace):
     for line in ("(2, 16000) 16000 (3, 7)", "(1, 15872)", "(1, 16000) (1, 64, 64)",
                  "(2, 16000) 16000", str(("a string quartet playing a Bach chorale",) * 2),
                  "label: 12 is out of range 0..9", "seconds: must be a number > 0, got 0",
-                 "text: pretrained/digits is a class-conditional mel-unet run, which does "
-                 "not take it"):
+                 "text: pretrained/digits is a class-conditional mel-unet run: drop it (it is "
+                 "for text models)", "(1, 64, 64, 1) (1, 16320)"):
         assert line in printed, printed
     saved = sorted(p.name for p in (workspace / "out" / "digits").iterdir())
     assert saved == [f"digits_ddim_seed0_{i}{end}" for i in range(2)
@@ -107,9 +107,10 @@ def test_pipeline_errors_are_one_line_and_name_the_argument(doc, workspace):
         (lambda: served(label=1, sampler="ddim"), "sampler: exported/digits is an exported "
                                                   "SavedModel"),
         (lambda: diffusion.Pipeline.from_pretrained(workspace / "nowhere"),
-         "nowhere: not a run directory"),
-        (lambda: diffusion.Pipeline.from_pretrained(workspace / "runs" / "ae"),
-         "a diffae run reconstructs audio"),
+         "nowhere: no such run directory"),
+        (lambda: diffusion.Pipeline.from_pretrained(workspace / "runs" / "ae")(),
+         "from_audio: " + str(workspace / "runs" / "ae") + " is a diffusion autoencoder"),
+        (lambda: pipe(label=1, noise=np.zeros([1, 3])), "noise: x_T must be [1, 64, 64, 1]"),
     ]
     cwd = os.getcwd()
     os.chdir(workspace)
@@ -162,13 +163,12 @@ BAD = [
     (CLASS, dict(label=1, sampler="ddim", steps=51), "steps: must be in 1..50, got 51"),
     (CLASS, dict(label=1, eta=0.5), "eta: applies to sampler ddim, not fast"),
     (CLASS, dict(label=1, sampler="ddim", eta=-1), "eta: must be a number >= 0, got -1"),
-    (CLASS, dict(label=1, text="a choir"), "text: runs/dw is a class-conditional diffwave run, "
-                                           "which does not take it (it takes num, seed, "
-                                           "sampler, steps, eta, seconds, label)"),
-    (CLASS, dict(label=1, guidance=2), "guidance: runs/dw is a class-conditional diffwave run, "
-                                       "which does not take it"),
+    (CLASS, dict(label=1, text="a choir"), "text: runs/dw is a class-conditional diffwave run: "
+                                           "drop it (it is for text models)"),
+    (CLASS, dict(label=1, guidance=2), "guidance: runs/dw is a class-conditional diffwave run: "
+                                       "drop it (it is for mel-unet / text models)"),
     (WAVE, dict(label=1), "label: runs/u is not class-conditional; drop it"),
-    (WAVE, dict(mel=MEL), "mel: runs/u is an unconditional diffwave run, which does not take it"),
+    (WAVE, dict(mel=MEL), "mel: runs/u is an unconditional diffwave run: drop it"),
     (VOCODER, dict(), "mel: runs/voc is a mel vocoder: give a log-mel [frames, 80] or an audio "
                       "file path"),
     (VOCODER, dict(mel=np.zeros([10, 64])), "mel: give a log-mel [frames, 80] or an audio file "
@@ -179,17 +179,15 @@ BAD = [
     (VOCODER, dict(mel="no/such.wav"), "mel: no such file no/such.wav"),
     (VOCODER, dict(mel={"a": 1}), "mel: give a log-mel [frames, 80] or an audio file path, "
                                   "got dict"),
-    (VOCODER, dict(mel=MEL, seconds=1), "seconds: runs/voc is a mel vocoder, which does not "
-                                        "take it"),
-    (VOCODER, dict(mel=MEL, label=1), "label: runs/voc is a mel vocoder, which does not take it"),
+    (VOCODER, dict(mel=MEL, seconds=1), "seconds: runs/voc is a mel vocoder: drop it"),
+    (VOCODER, dict(mel=MEL, label=1), "label: runs/voc is a mel vocoder: drop it"),
     (VOCODER, dict(mel=MEL, consistency=-1), "consistency: must be a number >= 0 (0 = off), "
                                              "got -1"),
     (VOCODER, dict(mel=MEL, refine_steps=1.5), "refine_steps: must be an integer, got 1.5"),
     (DIGITS, dict(label=1, guidance=0), "guidance: must be a number > 0 (1 = no guidance), "
                                         "got 0"),
     (DIGITS, dict(label=1, decode_steps=5), "decode_steps: pretrained/digits is a "
-                                            "class-conditional mel-unet run, which does not "
-                                            "take it"),
+                                            "class-conditional mel-unet run: drop it"),
     (CHORALES, dict(guidance=2), "guidance: pretrained/chorales is not trained for "
                                  "classifier-free guidance; drop it"),
     (CHORALES, dict(label=0), "label: pretrained/chorales is not class-conditional; drop it"),
@@ -200,12 +198,24 @@ BAD = [
     (TEXT, dict(text="a", decode_steps=0), "decode_steps: must be in 1..1000, got 0"),
     (TEXT, dict(text="a", sampler="ddim"), "sampler: runs/t2a takes v, got 'ddim'"),
     (TEXT, dict(text="a", vocoder="pretrained/vocoder"), "vocoder: runs/t2a is a "
-                                                         "text-to-audio (diffgen) run, which "
-                                                         "does not take it"),
+                                                         "text-to-audio (diffgen) run: drop it"),
     (SERVED, dict(label=1, sampler="ddim"), "sampler: exported/digits is an exported SavedModel "
                                             "(sampler and steps fixed at export); drop it"),
     (SERVED, dict(label=1, steps=5), "steps: exported/digits is an exported SavedModel"),
     (SERVED, dict(label=-1), "label: must be >= 0, got -1"),
+    (SERVED, dict(label=1, from_audio=str(DOC)), "from_audio: exported/digits is an exported "
+                                                 "SavedModel (it samples from the seed's noise)"),
+    (WAVE, dict(from_audio="no/such.wav"), "from_audio: no such file no/such.wav"),
+    (WAVE, dict(from_audio=np.zeros([2, 5])), "from_audio: give an audio file path or finite "
+                                              "mono samples [T], got an array of shape [2, 5]"),
+    (WAVE, dict(from_audio=str(DOC), strength=0), "strength: must be in (0, 1], got 0"),
+    (WAVE, dict(mask_end=1.0), "mask_end: keeps seconds of from_audio at every step"),
+    (WAVE, dict(from_audio=str(DOC), slerp=str(DOC)), "slerp: decodes DDIM inversions: give "
+                                                      "from_audio and sampler='ddim'"),
+    (WAVE, dict(noise=np.zeros(3), from_audio=str(DOC)), "noise: is a starting x_T"),
+    (WAVE, dict(loop=-1), "loop: must be >= 0, got -1"),
+    (WAVE, dict(chunk_seconds=-1), "chunk_seconds: must be >= 0, got -1"),
+    (WAVE, dict(bogus=1), "bogus: not an argument (arguments of an unconditional diffwave run"),
     (SERVED_VOCODER, dict(mel=str(DOC)), "mel: exported/voc takes a log-mel (.npy or an "
                                          "array): an exported vocoder cannot compute one from "
                                          "audio"),

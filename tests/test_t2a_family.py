@@ -168,15 +168,15 @@ def test_misuse_is_a_one_line_error(runs, tmp_path, capsys):
         (generate.main, ["--run", str(dw), "--text", PROMPT, "--out", str(tmp_path / "o")],
          "is a diffwave run, not text-conditioned; drop --text"),
         (generate.main, ["--run", ae, "--text", PROMPT, "--out", str(tmp_path / "o")],
-         "is a diffae run, not text-conditioned"),
-        (generate.main, ["--run", ae, "--out", str(tmp_path / "o")], "give --from-audio"),
-        (generate.main, ["--run", gen, "--out", str(tmp_path / "o")], "give --text"),
+         ": drop it (it is for text models)"),
+        (generate.main, ["--run", ae, "--out", str(tmp_path / "o")], "--from-audio: " + ae + " is a diffusion autoencoder (diffae run): give the audio"),
+        (generate.main, ["--run", gen, "--out", str(tmp_path / "o")], "--text: " + gen + " is a text-to-audio (diffgen) run: give a prompt"),
         (generate.main, ["--run", gen, "--text", PROMPT, "--guidance", "0", "--out",
-                         str(tmp_path / "o")], "--guidance must be > 0"),
+                         str(tmp_path / "o")], "--guidance: must be a number > 0 (1 = no guidance), got 0.0"),
         (generate.main, ["--run", gen, "--text", PROMPT, "--sampler", "ddim", "--out",
-                         str(tmp_path / "o")], "--sampler ddim does not apply to diffgen"),
+                         str(tmp_path / "o")], "--sampler: " + gen + " takes v, got 'ddim'"),
         (generate.main, ["--run", gen, "--text", PROMPT, "--decode-steps", "0", "--out",
-                         str(tmp_path / "o")], "--decode-steps must be in 1..1000"),
+                         str(tmp_path / "o")], "--decode-steps: must be in 1..1000, got 0"),
     ]
     for main, argv, message in cases:
         assert main(argv) == 2, argv

@@ -14,11 +14,9 @@ and the hooks below, each with a default here, so a new family overrides only wh
                                       training_draws(batch, seed) (CFG's keep mask)
     prepare_training(prepared)        one-off work before training (a line to print, or None)
     model_inputs(x_t, t, cond)        the network's input dict;  denoiser(model, cond) binds it
-    add_arguments(parser)             generate.py's family options (class method)
-    check_args(args, run)             one-line ValueErrors before any work; check_conditioning
-                                      (--label, --mel) is checked last
     load_frozen()                     load what sampling needs besides the model (a DiffAE)
-    condition(args, model, audio)     the conditioning of args.num clips
+    class_condition(labels)           the conditioning of labelled clips (text_condition,
+                                      latent_condition: the text and DiffAE families')
     sample_shape(num, seconds, cond)  x_T's shape
     to_audio(x, request)              x₀ → (audio [N, T], images or None); length, seed and
                                       decode steps come in `request`, never from hidden state
@@ -125,43 +123,8 @@ class Family:
             cache[key] = (bind, traced_step(bind, scheduler))    # bind keeps the model alive
         return sample(bind(cond), scheduler, shape, seed, step=(cache[key][1], cond), **options)
 
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        """generate.py's options of this family (an option shared by families is added once)."""
-
-    def check_args(self, args, run: str) -> None:
-        """One-line ValueErrors for options this run cannot take (default: --text and
-        --guidance, which only text-conditioned families take)."""
-        if args.text is not None:
-            raise ValueError(f"{run} is a {self.params.model} run, not text-conditioned; "
-                             f"drop --text")
-        if args.guidance is not None:
-            raise ValueError(f"{run} is a {self.params.model} run, not trained for "
-                             f"classifier-free guidance; drop --guidance")
-
-    def check_conditioning(self, args, run: str) -> None:
-        """--label and --mel against the run's conditioning (generate.py checks them last)."""
-        if self.conditioning == "class":
-            n = self.params.network
-            if args.label is None:
-                raise ValueError(f"{run} is class-conditional: give --label "
-                                 f"0..{n.num_classes - 1}")
-            if not 0 <= args.label < n.num_classes:
-                raise ValueError(f"--label {args.label} is out of range 0..{n.num_classes - 1}")
-        elif args.label is not None:
-            raise ValueError(f"{run} is not class-conditional; drop --label")
-        if self.conditioning == "mel" and args.mel is None:
-            raise ValueError(f"{run} is a mel vocoder: give --mel (a .npy log-mel or an audio "
-                             f"file)")
-        if self.conditioning != "mel" and args.mel is not None:
-            raise ValueError(f"{run} is not mel-conditioned; drop --mel")
-
     def load_frozen(self) -> None:
         """Loads and checks what sampling needs besides the model (default: nothing)."""
-
-    def condition(self, args, model, audio=None) -> dict:
-        """The conditioning of args.num clips (`audio`: --from-audio, read at the run's rate)."""
-        return {}
 
     def class_condition(self, labels) -> dict:
         """The conditioning of a class-conditional run for int labels [N]."""
@@ -172,10 +135,6 @@ class Family:
 
     def to_audio(self, x, request: Request):
         raise NotImplementedError
-
-    def describe(self, args, cond, shape) -> str | None:
-        """A line generate.py prints about the conditioning (or None)."""
-        return None
 
     def export_module(self, model, args):
         """(a tf.Module with `save(directory)`, a line describing it) for export.py."""

@@ -93,44 +93,6 @@ class DiffWaveFamily(WaveformFamily):
                                   lambda x0: self._mel_distance(x0, cond["mel"]),
                                   consistency.scale, consistency.steps)
 
-    # --- generate.py and export.py ---------------------------------------------------------
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        parser.add_argument("--label", type=int, default=None,
-                            help="class label (class-conditional DiffWave runs)")
-        parser.add_argument("--mel", default=None,
-                            help="log-mel .npy or audio file (mel vocoder runs)")
-        parser.add_argument("--consistency", type=float, default=None, metavar="S",
-                            help="mel vocoder runs: steer each step toward --mel with scale S "
-                                 "(0 = off; default: the run's network.consistency)")
-        parser.add_argument("--refine-steps", type=int, default=None, metavar="N",
-                            help="mel vocoder runs: N Adam steps toward --mel after sampling "
-                                 "(default: the run's network.refine_steps)")
-
-    def check_conditioning(self, args, run: str) -> None:
-        """The base checks, then --consistency / --refine-steps into this run's params."""
-        super().check_conditioning(args, run)
-        n = self.params.network
-        for key in ("consistency", "refine_steps"):
-            value = getattr(args, key, None)            # app.py's args may not carry them
-            if value is None:
-                continue
-            if self.conditioning != "mel":
-                raise ValueError(f"{run} is not mel-conditioned; drop --{key.replace('_', '-')}")
-            setattr(n, key, value)
-        n.validate()                                             # ParamsError: a ValueError
-
-    def condition(self, args, model, audio=None) -> dict:
-        from data.features import read_log_mel
-        if self.conditioning == "class":
-            return self.class_condition(tf.fill([args.num], args.label))
-        if self.conditioning == "mel":
-            n = self.params.network
-            mel = read_log_mel(args.mel, self.params.data.sample_rate, n.hop_length, n.n_mels,
-                               self.params.data)           # levelled as in training
-            return {"mel": tf.tile(tf.constant(mel)[None], [args.num, 1, 1])}
-        return {}
-
     def sample_shape(self, num: int, seconds: float, cond=None):
         """[num, T, 1]; a vocoder's T is its mel frames × hop."""
         if cond and "mel" in cond:

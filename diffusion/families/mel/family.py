@@ -3,12 +3,11 @@
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 
 import tensorflow as tf
 
-from diffusion.core.guidance import check_scale, draw_keep_mask, guided, repeat_to
+from diffusion.core.guidance import draw_keep_mask, guided, repeat_to
 from diffusion.families.base import Family
 
 
@@ -116,16 +115,6 @@ class MelUNetFamily(Family):
         x0 = self.to_latent(self.mel.batch_images(batch))
         return x0, (self.class_condition(batch["label"]) if self.conditioning == "class" else {})
 
-    def condition(self, args, model, audio=None) -> dict:
-        if self.conditioning == "class":
-            return self.class_condition(tf.fill([args.num], args.label), args.guidance)
-        return {}
-
-    def describe(self, args, cond, shape):
-        if self.conditioning != "class":
-            return None
-        return f"label {args.label}, guidance {cond.get('guidance', 1.0):g}"
-
     def model_inputs(self, x_t, t, cond):
         return {"image": x_t, "step": t, **cond}
 
@@ -168,25 +157,7 @@ class MelUNetFamily(Family):
         mel = self.mel
         return np.stack([mel.image_to_audio(image) for image in images]), images
 
-    # --- generate.py and export.py ---------------------------------------------------------
-    def check_args(self, args, run: str) -> None:
-        """--guidance only for a class-conditional run trained with network.cfg_drop > 0."""
-        guided = self.conditioning == "class" and bool(self.params.network.cfg_drop)
-        if guided:
-            check_scale(args.guidance)
-        super().check_args(argparse.Namespace(text=args.text,
-                                              guidance=None if guided else args.guidance), run)
-
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        parser.add_argument("--vocoder", default=None, metavar="DIFFWAVE_RUN",
-                            help="mel-unet runs: invert the images with this mel-conditioned "
-                                 "DiffWave run instead of Griffin-Lim (same sample rate and hop; "
-                                 "n_fft = 4·hop)")
-        parser.add_argument("--vocoder-gain-db", type=float, default=None,
-                            help="absolute level of the images' 0 dB (data/mel_convert.py step "
-                                 "3; default: 10·log10(n_fft²/16) − 24, peak-normalised music)")
-
+    # --- export.py ---------------------------------------------------------------------------
     def export_module(self, model, args):
         from diffusion.families.mel.export import MelSamplerModule
         if self.encoding_dim and self.conditioning != "class":     # teticio's encodings

@@ -18,7 +18,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from diffusion.core.guidance import check_scale, draw_keep_mask, guided, repeat_to
+from diffusion.core.guidance import draw_keep_mask, guided, repeat_to
 from diffusion.core.sampling import sample
 from diffusion.core.schedulers import VScheduler
 from diffusion.families.base import Family, Request, WaveformFamily
@@ -48,15 +48,10 @@ class DiffAEFamily(WaveformFamily):
         audio = batch["audio"][..., :1]
         return audio, {"source": audio}
 
-    def check_args(self, args, run: str) -> None:
-        super().check_args(args, run)
-        if args.from_audio is None:
-            raise ValueError(f"{run} is a diffusion autoencoder: give --from-audio FILE to "
-                             f"reconstruct it (text → audio needs a diffgen run)")
-
-    def condition(self, args, model, audio=None) -> dict:
-        """Reconstruction: the latent of --from-audio, decoded from pure noise."""
-        return {"latent": tf.tile(model.encode(audio[None]), [args.num, 1, 1])}
+    def latent_condition(self, model, audio, num: int) -> dict:
+        """Reconstruction: the latent of mono `audio` [T], for `num` decodings from noise."""
+        return {"latent": tf.tile(model.encode(tf.constant(audio, tf.float32)[None]),
+                                  [num, 1, 1])}
 
     def sample_shape(self, num: int, seconds: float, cond=None):
         if cond and "latent" in cond:
@@ -242,35 +237,9 @@ class DiffGenFamily(Family):
         audio = np.pad(audio, [0, -len(audio) % multiple])
         return np.tile(self.autoencoder.encode(audio[None]).numpy(), [num, 1, 1])
 
-    # --- generate.py and export.py ---------------------------------------------------------
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        parser.add_argument("--text", default=None, help="text prompt (diffgen runs)")
-        parser.add_argument("--guidance", type=float, default=None,
-                            help="classifier-free guidance scale (diffgen, and class mel-unet "
-                                 "runs trained with cfg_drop; default network.guidance, 1 = none)")
-        parser.add_argument("--decode-steps", type=int, default=50,
-                            help="V-sampler steps of the DiffAE decoder (diffgen runs)")
-
-    def check_args(self, args, run: str) -> None:
-        if not args.text:
-            raise ValueError(f"{run} is a text-to-audio (diffgen) run: give --text \"a prompt\"")
-        check_scale(args.guidance)
-        if not 1 <= args.decode_steps <= 1000:
-            raise ValueError(f"--decode-steps must be in 1..1000, got {args.decode_steps}")
-        if args.from_audio is not None:
-            raise ValueError("--from-audio is not supported for diffgen runs; use --text")
-
+    # --- export.py ---------------------------------------------------------------------------
     def load_frozen(self) -> None:
         self.autoencoder                        # loads and checks the DiffAE run now
-
-    def condition(self, args, model, audio=None) -> dict:
-        scale = self.params.network.guidance if args.guidance is None else args.guidance
-        return {**self.text_condition([args.text] * args.num), "guidance": scale}
-
-    def describe(self, args, cond, shape) -> str:
-        return (f"text: {args.text!r}, guidance {cond['guidance']:g}, latent "
-                f"{list(shape[1:])}, decoder {args.decode_steps} V steps")
 
     def export_module(self, model, args):
         """Text → audio: a string input, both V loops and the text encoder in the graph."""
