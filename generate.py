@@ -117,10 +117,8 @@ def flag_message(message: str) -> str:
 
 
 def progress_bar(sampler):
-    """progress(i, total) drawing a bar on a terminal's stderr (nothing otherwise)."""
+    """progress(i, total) drawing a bar on stderr (a terminal's)."""
     def progress(i, total):
-        if not sys.stderr.isatty():
-            return
         bar = "#" * (20 * i // total)
         print(f"\r{sampler} [{bar:<20s}] step {i}/{total}", end="", file=sys.stderr,
               flush=True)
@@ -144,7 +142,8 @@ def generate(args):
             options = {k: v for k, v in options.items() if k not in (
                 "from_audio", "strength", "mask_start", "mask_end")} | {"noise": noise}
     sampler = options.get("sampler") or pipe.accepts.default_sampler or "savedmodel"
-    return pipe(progress=progress_bar(sampler), **options)
+    # A progress bar on a terminal (one compiled step per index); else the loop runs in the graph.
+    return pipe(progress=progress_bar(sampler) if sys.stderr.isatty() else None, **options)
 
 
 def main(argv=None) -> int:

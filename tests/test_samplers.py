@@ -163,8 +163,28 @@ def test_family_sample_traces_once_and_equals_sample():
         want = sample(family.denoiser(model, cond), build_scheduler(params, "fast"),
                       [2, 600, 1], seed)
         np.testing.assert_array_equal(got.numpy(), want.numpy())
-    (step,) = [entry[1] for entry in family._steps.values()]
-    assert step.experimental_get_tracing_count() == 1
+    (loop,) = [entry[2] for entry in family._steps.values()]
+    assert loop.experimental_get_tracing_count() == 1
+    # With a progress callback: one compiled step per index, the same clip.
+    calls = []
+    stepped = family.sample(model, build_scheduler(params, "fast"), [2, 600, 1], cond, seed,
+                            progress=lambda i, n: calls.append((i, n)))
+    np.testing.assert_allclose(stepped.numpy(), got.numpy(), atol=1e-6)
+    assert calls[-1] == (6, 6) and loop.experimental_get_tracing_count() == 1
+
+
+@pytest.mark.parametrize("kind", ["fast", "ddpm"])
+def test_the_graph_loop_equals_the_step_loop(kind):
+    """`sample` without progress runs `backward`'s tf.while_loop; with progress, one traced step
+    per index; from noise and from a noised input (audio-to-audio) they agree."""
+    scheduler = AncestralScheduler(BASE)
+    scheduler.set_timesteps(kind, FAST)
+    x0 = np.full((2, 300, 1), 0.25, np.float32)
+    for options in ({}, {"init": x0, "strength": 0.5}):
+        graph = sample(toy_denoise, scheduler, [2, 300, 1], 7, **options).numpy()
+        steps = sample(toy_denoise, scheduler, [2, 300, 1], 7, progress=lambda i, n: None,
+                       **options).numpy()
+        np.testing.assert_allclose(graph, steps, atol=1e-6)
 
 
 def test_each_family_chooses_its_ddpm_clamp():

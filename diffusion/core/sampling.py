@@ -9,9 +9,10 @@
 function of its seed. `prior_std` (PriorGrad, Lee et al. 2022): the prior is N(0, Σ) with
 Σ^½ = prior_std (broadcast against x), so x_T and every step's z are drawn from it.
 
-DELIBERATE COPY: `sample` (a Python loop of one traced step each, with progress, audio-to-audio,
-in/out-painting) and `graph_sample` (the same maths in one tf.while_loop, for SavedModels) are
-two copies of one loop. Change both together; tests/test_export.py checks they agree.
+Two loops over one step's maths: `backward` (one tf.while_loop: SavedModels, and every call
+without per-step progress) and `sample`'s Python loop of one traced step each (progress
+callbacks, return_sequence, in/out-painting). Change both together; tests/test_samplers.py and
+tests/test_export.py check they agree.
 """
 from __future__ import annotations
 
@@ -74,9 +75,35 @@ def traced_step(denoiser, scheduler):
     return step
 
 
+def backward(denoise, scheduler, x, start, seed, prior_std=1.0, spec=None):
+    """x at inference index `start` → x₀, in one tf.while_loop (graph mode): index n takes
+    x_n to x_{n−1} with noise z ~ N(0, Σ) keyed by (seed, n), as `sample`'s loop does. `spec`:
+    the static shape x keeps (None = x's own)."""
+    spec = x.shape if spec is None else tf.TensorShape(spec)
+    shape = tf.shape(x)
+
+    def body(n, x):
+        t = tf.fill(shape[:1], scheduler.model_steps[n])
+        x = scheduler.step(denoise(x, t), n, x, prior_std * step_noise(shape, seed, n))
+        return n - 1, tf.ensure_shape(x, spec)
+
+    _, x = tf.while_loop(lambda n, _: n >= 0, body, (tf.cast(start, tf.int32), x),
+                         shape_invariants=(tf.TensorShape([]), spec))
+    return x
+
+
+def traced_loop(denoiser, scheduler):
+    """The whole backward process as one reusable compiled call: loop(x, start, seed, cond,
+    prior_std) → x₀, with the network `denoiser(cond)` (cond an argument, as in traced_step)."""
+    @tf.function(reduce_retracing=True)
+    def loop(x, start, seed, cond, prior_std):
+        return backward(denoiser(cond), scheduler, x, start, seed, prior_std)
+    return loop
+
+
 def sample(denoise, scheduler, shape, seed: int = 0, progress=None, init=None,
            strength: float = 1.0, noise=None, return_sequence: bool = False, known=None,
-           step=None, prior_std=None):
+           step=None, prior_std=None, loop=None):
     """Runs the backward process, one compiled step per inference step (a single trace).
 
     From pure noise x_T (drawn from `seed`, or `noise` — e.g. a DDIM encoding), or
@@ -84,9 +111,10 @@ def sample(denoise, scheduler, shape, seed: int = 0, progress=None, init=None,
     `known = (x_known, mask)` (in/out-painting, any family): where mask is 1, x is overwritten
     after every step with x_known re-noised to the level just reached (clean after the last),
     with the fixed noise z_known of `seed`; mask broadcasts against x.
-    `denoise(x, t [B]) → ε̂`; `progress(i, total)` after each step. `step`: a
-    `traced_step(...)` and its cond, (step, cond), to use instead of tracing a new one (not
-    with `known`). `prior_std`: Σ^½ of a data-dependent prior (PriorGrad), else N(0, I).
+    `denoise(x, t [B]) → ε̂`; `progress(i, total)` after each step. Without progress, known and
+    return_sequence the loop runs in the graph (`backward`): `loop`, a `traced_loop(...)` and its
+    cond, (loop, cond), is used instead of tracing a new one; with them, one compiled step per
+    index: `step`, (a `traced_step(...)`, cond), likewise (not with `known`). `prior_std`: Σ^½ of a data-dependent prior (PriorGrad), else N(0, I).
     Returns x₀, or with return_sequence the list [x_start, …, x₀]. Reproducible per seed.
     """
     shape = tf.constant(shape, tf.int32)
@@ -122,6 +150,10 @@ def sample(denoise, scheduler, shape, seed: int = 0, progress=None, init=None,
         start = scheduler.start_index(strength)
         x = scheduler.add_noise(tf.convert_to_tensor(init, tf.float32), x, start)
     x = keep_known(x, tf.constant(start))
+    if progress is None and known is None and not return_sequence:
+        traced, cond = loop if loop is not None else (
+            traced_loop(lambda _: denoise, scheduler), {})
+        return traced(x, tf.constant(start, tf.int32), tf.constant(seed, tf.int32), cond, std)
     sequence = [x] if return_sequence else None
     indices = [n for n in scheduler.timesteps if n <= start]
     for i, n in enumerate(indices):
@@ -175,22 +207,9 @@ def chunked(denoise, chunk: int, halo: int):
     return run
 
 
-# DELIBERATE COPY of `sample`'s loop (see the module docstring).
 def graph_sample(denoise, scheduler, shape, seed, spec, prior_std=1.0):
-    """x_T → x₀ over the scheduler's inference indices in one tf.while_loop, with the Python
-    sampler's noise (stateless, keyed by seed and index): `sample`'s maths, in the graph.
-    `shape` is the dynamic shape tensor, `spec` the static shape x keeps (None = any);
-    `prior_std` as in `sample`."""
-    spec = tf.TensorShape(spec)
-
-    def body(i, x):
-        n = scheduler.num_inference_steps - 1 - i
-        t = tf.fill(shape[:1], scheduler.model_steps[n])
-        x = scheduler.step(denoise(x, t), n, x, prior_std * step_noise(shape, seed, n))
-        return i + 1, tf.ensure_shape(x, spec)
-
-    x_T = tf.ensure_shape(prior_std * initial_noise(shape, seed), spec)
-    _, x = tf.while_loop(lambda i, _: i < scheduler.num_inference_steps, body,
-                         (tf.constant(0), x_T),
-                         shape_invariants=(tf.TensorShape([]), spec))
-    return x
+    """x_T → x₀ in one tf.while_loop for a SavedModel: `shape` is the dynamic shape tensor,
+    `spec` the static shape x keeps (None = any); the noise and `prior_std` as in `sample`."""
+    x_T = tf.ensure_shape(prior_std * initial_noise(shape, seed), tf.TensorShape(spec))
+    return backward(denoise, scheduler, x_T, scheduler.num_inference_steps - 1, seed,
+                    prior_std, spec)

@@ -30,7 +30,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from diffusion.core.sampling import sample, traced_step
+from diffusion.core.sampling import sample, traced_loop, traced_step
 
 
 def _scheduler_key(scheduler) -> tuple:
@@ -105,8 +105,9 @@ class Family:
     def sample(self, model, scheduler, shape, cond=None, seed: int = 0, denoise=None, **options):
         """x_T → x₀ with `scheduler` (diffusion/core/sampling.py's `sample`; `options`: progress,
         init, strength, noise, known). `denoise` replaces the bound network (e.g. chunked).
-        The compiled step is kept per (model, scheduler config, rank of x), so repeated calls
-        in one process (evaluation batches, TensorBoard samples) do not trace again."""
+        The compiled loop (and the step of a per-step call: progress, in/out-painting) is kept
+        per (model, scheduler config, rank of x), so repeated calls in one process (evaluation
+        batches, TensorBoard samples) do not trace again."""
         return self.sample_with(lambda c: self.denoiser(model, c), (id(model),), scheduler,
                                 shape, cond, seed, denoise, **options)
 
@@ -119,9 +120,11 @@ class Family:
             return sample(denoise or bind(cond), scheduler, shape, seed, **options)
         key = (*key, _scheduler_key(scheduler), len(shape))
         cache = self.__dict__.setdefault("_steps", {})
-        if key not in cache:
-            cache[key] = (bind, traced_step(bind, scheduler))    # bind keeps the model alive
-        return sample(bind(cond), scheduler, shape, seed, step=(cache[key][1], cond), **options)
+        if key not in cache:        # bind keeps the model alive
+            cache[key] = (bind, traced_step(bind, scheduler), traced_loop(bind, scheduler))
+        _, step, loop = cache[key]
+        return sample(bind(cond), scheduler, shape, seed, step=(step, cond), loop=(loop, cond),
+                      **options)
 
     def load_frozen(self) -> None:
         """Loads and checks what sampling needs besides the model (default: nothing)."""
