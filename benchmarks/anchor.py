@@ -20,8 +20,9 @@ UNSUPPORTED = "UNSUPPORTED "            # a child's line: this configuration doe
 
 
 def cpu_summary():
-    """'AMD EPYC (2 CPUs); avx512_bf16 yes, avx2 yes' from lscpu (or /proc/cpuinfo)."""
-    name, flags = None, set()
+    """'AMD EPYC, family 25 model 17 (2 CPUs); avx512_bf16 yes, …' from lscpu (or
+    /proc/cpuinfo: the name and flags only)."""
+    name, flags, ids = None, set(), {}
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, env={
             **os.environ, "LC_ALL": "C"}).stdout
@@ -29,6 +30,8 @@ def cpu_summary():
             key, _, value = line.partition(":")
             if key.strip() == "Model name" and name is None:
                 name = value.strip()
+            elif key.strip() in ("CPU family", "Model") and key.strip() not in ids:
+                ids[key.strip()] = value.strip()
             elif key.strip() == "Flags":
                 flags |= set(value.split())
     except OSError:
@@ -46,7 +49,9 @@ def cpu_summary():
             pass
     marks = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}"
                       for flag in ("avx512_bf16", "amx_bf16", "avx512f", "avx2"))
-    return f"{name or 'unknown CPU'} ({os.cpu_count()} CPUs); {marks}"
+    family = (f", family {ids['CPU family']} model {ids['Model']}"
+              if "CPU family" in ids and "Model" in ids else "")
+    return f"{name or 'unknown CPU'}{family} ({os.cpu_count()} CPUs); {marks}"
 
 
 def busy_cpu_seconds():
