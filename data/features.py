@@ -65,10 +65,15 @@ def magnitude_to_log_mel(magnitude, sample_rate: int, n_mels: int):
     return tf.clip_by_value((db + 100.0) / 100.0, 0.0, 1.0)
 
 
+def log_mel_to_mel(log_mel):
+    """The inverse of magnitude_to_log_mel's dB scaling: the normalised mel amplitude
+    M·|X|/√Σw² (floored values stay at the floor), a float32 tensor (PriorGrad's energy)."""
+    return tf.pow(10.0, (tf.convert_to_tensor(log_mel, tf.float32) * 100.0 - 80.0) / 20.0)
+
+
 def log_mel_to_mel_magnitude(log_mel, n_fft: int):
-    """The inverse of magnitude_to_log_mel's scaling: M·|X| with |X| unnormalised (floored
-    values stay at the floor), for Griffin-Lim baselines."""
-    return 10.0 ** ((np.asarray(log_mel, np.float32) * 100.0 - 80.0) / 20.0) * window_norm(n_fft)
+    """M·|X| with |X| unnormalised (numpy), for Griffin-Lim baselines."""
+    return np.asarray(log_mel_to_mel(log_mel)) * np.float32(window_norm(n_fft))
 
 
 def log_mel(audio, sample_rate: int, hop_length: int = 256, n_mels: int = 80,

@@ -5,7 +5,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from data.features import log_mel
+from data.features import log_mel, log_mel_to_mel
 from diffusion.families.base import WaveformFamily
 from diffusion.families.export import SamplerModule
 
@@ -45,8 +45,7 @@ class DiffWaveFamily(WaveformFamily):
         n = self.params.network
         if n.prior != "priorgrad" or not cond or "mel" not in cond:
             return None
-        mel = tf.convert_to_tensor(cond["mel"], tf.float32)
-        magnitude = tf.pow(10.0, (mel * 100.0 - 80.0) / 20.0)
+        magnitude = log_mel_to_mel(cond["mel"])
         energy = tf.sqrt(tf.reduce_sum(tf.square(magnitude), axis=-1))                # [B, F]
         std = tf.clip_by_value(energy / n.prior_energy, n.prior_std_min, 1.0)
         return tf.repeat(std, n.hop_length, axis=1)[..., None]
