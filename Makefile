@@ -16,7 +16,7 @@ UI_STAMP := $(VENV)/.ui-installed-$(shell cat requirements.txt requirements-node
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv bench-venv ui ui-test test test-portable parity demo demo-train bench bench-pipeline \
+.PHONY: venv bench-venv ui ui-test lint test test-portable parity demo demo-train bench bench-pipeline \
 	bench-evaluate bench-diffwave dataset vocoder-corpus digit-classifier digit-head pretrain-vocoder pretrain-digits pretrain-digits-cfg pretrain-chorales \
 	pretrained-eval clean
 
@@ -78,17 +78,21 @@ $(TORCH_STAMP): requirements.txt $(TORCH_REQ)
 
 # Two pytest workers, one test file each at a time (module fixtures train once): TF's
 # tracing and Python are single-threaded, so two files overlap well on 2 cores.
+# ruff (pinned in requirements.txt, configured in pyproject.toml): pyflakes, pycodestyle, import order.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile --ignore=tests/ui tests
 
 # The CPU-dependent files again with oneDNN off: TF's default on AVX2-only x86, Apple Silicon
 # and ARM (Eigen kernels: no dilated Conv2DBackpropInput, bf16 emulated). make test runs with
 # this machine's default, and tests/test_portability.py caps oneDNN at AVX2 (no bf16).
-PORTABLE_TESTS := test_diffwave_net test_portability test_training test_multiworker test_export \
-	test_generate_cli test_bad_input_matrix test_samplers test_consistency test_priorgrad
-# Two slow tests there check process handling and error messages, not kernels: run once.
-PORTABLE_SKIP := test_training.py::test_bad_checkpoints_and_params_are_clear_errors \
-	test_multiworker.py::test_killed_worker_fails_cleanly_then_relaunch_resumes
+# Kernels only: the CLI, multi-worker and bad-input files check process handling and messages,
+# which oneDNN does not change (make test runs them once).
+PORTABLE_TESTS := test_diffwave_net test_portability test_training test_export test_samplers \
+	test_consistency test_priorgrad
+PORTABLE_SKIP := test_training.py::test_bad_checkpoints_and_params_are_clear_errors
 test-portable: $(STAMP)
 	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest -q -n 2 --dist loadfile \
 		$(patsubst %,tests/%.py,$(PORTABLE_TESTS)) $(patsubst %,--deselect tests/%,$(PORTABLE_SKIP))
@@ -193,13 +197,13 @@ $(VOICE_CORPUS): | $(STAMP)
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DIGIT_SYNTHS) >/dev/null; fi
 	$(PY) dataset/build_voices.py
 digit-classifier: $(STAMP) $(VOICE_CORPUS)
-	$(PY) -m evaluation.digit_crossval --write-card
+	$(PY) -m evaluation.digits.crossval --write-card
 
-# The digit head on Google's frozen speech embedding (issue #18; evaluation/digit_head.py): the
+# The digit head on Google's frozen speech embedding (issue #18; evaluation/digits/head.py): the
 # same corpus and folds, the corpus embedded once (clean + 4 augmented renders, cached in
 # runs/digit_head), then the committed head and its card in pretrained/digit-head (~15 min).
 digit-head: $(STAMP) $(VOICE_CORPUS)
-	$(PY) -m evaluation.digit_head_crossval
+	$(PY) -m evaluation.digits.head_crossval
 
 clean:
 	rm -rf runs dataset/cache .pytest_cache

@@ -191,7 +191,9 @@ class Server:
                  progress=None):
         """(status line, [(wav, png, caption)]); raises ValueError-like errors, Cancelled."""
         import dataclasses
+
         import numpy as np
+
         from diffusion.requests import REQUESTS
         path, kind = self.catalog.resolve(key)
         num = 1 if num is None else int(num)
@@ -252,6 +254,7 @@ class Server:
 def build(server):
     """The Blocks of the page (api names: /form, /generate, /cancel, /rescan)."""
     import gradio as gr
+
     from data.audio_io import AudioError
     from diffusion.families.registry import RunError
 

@@ -43,6 +43,7 @@ def parse_args(argv=None):
 def write_clip(out_dir, name, audio, rate, title) -> dict:
     """OUT/name.wav and name.png; the page's entry for them."""
     import soundfile as sf
+
     from data.figures import save_clip_figure
     os.makedirs(out_dir, exist_ok=True)
     sf.write(os.path.join(out_dir, name + ".wav"), audio, rate, subtype="PCM_16")
@@ -53,23 +54,25 @@ def write_clip(out_dir, name, audio, rate, title) -> dict:
 
 def vocoder_section(run, out, seed):
     """Real / Griffin-Lim / vocoder for one held-out clip of each even digit and a chorale."""
-    from diffusion.families.registry import load_run
-    from evaluation.vocoder import GRIFFIN_LIM_ITERATIONS, heldout_clips, vocoded_versions
     import numpy as np
-    params, family, model = load_run(run)
-    rate = params.data.sample_rate
-    clips = heldout_clips(HELDOUT, params)
+
+    from diffusion import Pipeline
+    from evaluation.vocoder import GRIFFIN_LIM_ITERATIONS, heldout_clips, vocoded_versions
+    pipe = Pipeline.from_pretrained(run)
+    if pipe.accepts.kind != "vocoder":
+        raise ValueError(f"{run}: vocoder/ holds a mel vocoder (a mel-conditioned DiffWave run)")
+    rate, hop = pipe.sample_rate, pipe.params.network.hop_length
+    clips = heldout_clips(HELDOUT, pipe.params)
     digits = {}
     for name, audio, label in clips:
         if label >= 0 and label % 2 == 0 and label not in digits:   # five words: < 60 s
             digits[label] = (name, audio)
     chorale = next((name, audio) for name, audio, label in clips if label < 0)
-    hop = params.network.hop_length
     chorale = (chorale[0], chorale[1][:int(CHORALE_SECONDS * rate) // hop * hop])
     entries = []
     batches = [[digits[k] for k in sorted(digits)], [chorale]]
     for batch in batches:
-        versions = vocoded_versions(family, model, np.stack([a for _, a in batch]), seed,
+        versions = vocoded_versions(pipe, np.stack([a for _, a in batch]), seed,
                                     ("real", "griffin-lim", "consistent"))
         for i, (name, _) in enumerate(batch):
             stem = Path(name).stem
@@ -82,34 +85,43 @@ def vocoder_section(run, out, seed):
     return "Mel vocoder on held-out clips (real · Griffin-Lim · vocoder)", entries
 
 
-def _decoders(run, params, family):
-    """[(suffix, label, decode(x, seed) → audio [N, T], rate)]: the family's own inversion
-    (Griffin-Lim for a mel-UNet), then for a mel-UNet the pretrained vocoder beside `run` when
-    its Mel matches, so the page plays both (the README's quality table says which is better)."""
-    from diffusion.families.mel.vocoder import load_vocoder, run_vocoder
-    own = [("", "Griffin-Lim" if family.makes_images else "",
-            lambda x, seed: family.to_audio(x)[0], params.data.sample_rate)]
-    vocoder_run = os.path.join(os.path.dirname(os.path.normpath(run)), "vocoder")
-    if not family.makes_images or not os.path.isfile(os.path.join(vocoder_run, "params.json")):
-        return own
+def _vocoder_beside(run, pipe):
+    """The pretrained vocoder beside `run` (its Pipeline) when `pipe` is a mel-UNet whose Mel
+    it matches, else None: the page plays Griffin-Lim and the vocoder (the README's quality
+    table says which is better)."""
+    vocoder = os.path.join(os.path.dirname(os.path.normpath(run)), "vocoder")
+    if pipe.accepts.kind != "mel-unet" or \
+            not os.path.isfile(os.path.join(vocoder, "params.json")):
+        return None
     try:
-        vocoder = load_vocoder(vocoder_run, params, family)
+        return pipe.check_vocoder(vocoder)
     except ValueError as e:
         print(f"note: {e}; Griffin-Lim only")
-        return own
-    return own + [("_vocoder", "vocoder",
-                   lambda x, seed: run_vocoder(vocoder, family.to_images(x), family.mel,
-                                               seed=seed), vocoder[0].data.sample_rate)]
+        return None
 
 
-def _write_decoded(out, decoders, x, seed, names, titles, data_params):
-    """Each sample of x through each decoder: OUT/<name><suffix>.wav/.png, titled, levelled as
-    the training data was (a mel image's dB are relative to its loudest bin: no level of its
+def _decoded(pipe, vocoder, **arguments):
+    """[(suffix, label, audio [N, T], rate)] of one call of `pipe`: its own decoding
+    (Griffin-Lim for a mel-UNet) and, with `vocoder`, the same images through the vocoder."""
+    import numpy as np
+    out = pipe(**arguments, **({} if vocoder is None else {"vocoder": vocoder}))
+    if out.images is None:                          # a waveform model: its own audio
+        return [("", "", out.audio, out.sample_rate)]
+    if vocoder is None:
+        return [("", "Griffin-Lim", out.audio, out.sample_rate)]
+    mel = pipe.family.mel                           # one Mel: its Griffin-Lim traces once
+    griffin = np.stack([mel.image_to_audio(image) for image in out.images])
+    return [("", "Griffin-Lim", griffin[:, :out.audio.shape[1]], pipe.sample_rate),
+            ("_vocoder", "vocoder", out.audio, out.sample_rate)]
+
+
+def _write_decoded(out, decoded, names, titles, data_params):
+    """Each clip of each decoding: OUT/<name><suffix>.wav/.png, titled, levelled as the
+    training data was (a mel image's dB are relative to its loudest bin: no level of its
     own)."""
     from data.pipeline import normalize
     entries = []
-    for suffix, label, decode, rate in decoders:
-        audio = decode(x, seed)
+    for suffix, label, audio, rate in decoded:
         entries += [write_clip(out, name + suffix, normalize(clip, data_params).numpy(), rate,
                                title + (f" → {label}" if label else ""))
                     for name, title, clip in zip(names, titles, audio)]
@@ -120,44 +132,39 @@ DIGIT_STEPS = 12         # DDIM: guidance doubles each step; 50 took the demo pa
 
 
 def digits_section(run, out, seed):
-    """One class-conditional clip (1 s) per digit, from any class-conditional family."""
-    from diffusion.families.registry import load_run
-    params, family, model = load_run(run)
-    if family.conditioning != "class":
+    """One class-conditional clip (1 s) per digit, from any class-conditional model."""
+    from diffusion import Pipeline
+    pipe = Pipeline.from_pretrained(run)
+    if not pipe.accepts.num_classes:
         raise ValueError(f"{run}: not a class-conditional run")
-    scheduler = family.scheduler(family.default_sampler, DIGIT_STEPS)
-    cond = family.class_condition(list(range(10)))
-    x = family.sample(model, scheduler, family.sample_shape(10, 1.0, cond), cond, seed)
+    steps = {"steps": DIGIT_STEPS} if pipe.accepts.default_sampler == "ddim" else {}
+    decoded = _decoded(pipe, _vocoder_beside(run, pipe), num=10, seconds=1.0, seed=seed,
+                       label=list(range(10)), **steps)
     return "Class-conditional digits, one per class", _write_decoded(
-        out, _decoders(run, params, family), x.numpy(), seed,
-        [f"digit_{d}_{DIGITS[d]}" for d in range(10)],
-        [f"generated: '{DIGITS[d]}'" for d in range(10)], params.data)
+        out, decoded, [f"digit_{d}_{DIGITS[d]}" for d in range(10)],
+        [f"generated: '{DIGITS[d]}'" for d in range(10)], pipe.params.data)
 
 
 def chorales_section(run, out, seed):
     """Two generated chorale excerpts and a variation of a held-out chorale (DDIM from its mel
     image at strength 0.5, teticio's variations)."""
-    import numpy as np
-
-    from data.features import read_mono
     from data.sources import find_sources
-    from diffusion.families.registry import load_run
-    params, family, model = load_run(run)
-    if not family.makes_images or family.conditioning != "none":
+    from diffusion import Pipeline
+    pipe = Pipeline.from_pretrained(run)
+    if pipe.accepts.kind != "mel-unet" or pipe.accepts.num_classes:
         raise ValueError(f"{run}: chorales/ holds an unconditional mel-UNet run")
-    scheduler = family.scheduler(family.default_sampler)
-    x = family.sample(model, scheduler, family.sample_shape(2, CHORALE_SECONDS), {}, seed)
+    vocoder = _vocoder_beside(run, pipe)
     source = find_sources(str(HELDOUT_CHORALES)).sources[0]
-    init = family.from_audio(read_mono(source.path, params.data.sample_rate), 1)
-    v = family.sample(model, scheduler, list(init.shape), {}, seed, init=init, strength=0.5)
     name = Path(source.path).stem
-    decoders = _decoders(run, params, family)
     return "Chorales", (
-        _write_decoded(out, decoders, x.numpy(), seed, ["chorale_0", "chorale_1"],
+        _write_decoded(out, _decoded(pipe, vocoder, num=2, seconds=CHORALE_SECONDS, seed=seed),
+                       ["chorale_0", "chorale_1"],
                        ["generated chorale excerpt 0", "generated chorale excerpt 1"],
-                       params.data)
-        + _write_decoded(out, decoders, np.asarray(v), seed, [f"{name}_variation"],
-                         [f"variation of {name} (held out), strength 0.5"], params.data))
+                       pipe.params.data)
+        + _write_decoded(out, _decoded(pipe, vocoder, num=1, seconds=CHORALE_SECONDS, seed=seed,
+                                       from_audio=source.path, strength=0.5),
+                         [f"{name}_variation"],
+                         [f"variation of {name} (held out), strength 0.5"], pipe.params.data))
 
 
 SECTIONS = {"vocoder": vocoder_section, "digits": digits_section,

@@ -33,7 +33,7 @@ labels for a class-conditional run; with --generated the clips (and labels, from
 metadata.jsonl) are read instead.
 IS-style score (BirdNET only): exp(E_x KL(p(y|x) ‖ p(y))) over BirdNET's 6522 sigmoid outputs
 normalised to sum to 1 per window. Digit accuracy (class-conditional runs, or a --generated
-dir with labels): --digit-classifier (default pretrained/digit-classifier, evaluation/digit_classifier.py;
+dir with labels): --digit-classifier (default pretrained/digit-classifier, evaluation/digits/classifier.py;
 `make digit-classifier` remakes it, --train-digit-classifier fine-tunes it) on the generated
 clips against their labels, and beside it two scorers built on real speech
 (evaluation/scorers.py): PocketSphinx and the digit head on Google's speech embedding
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     try:
         check_args(args)
         if args.train_digit_classifier:
-            from evaluation.digit_classifier import DigitClassifier
+            from evaluation.digits.classifier import DigitClassifier
             out = args.out or "runs/digit_classifier"
             # Fine-tunes --digit-classifier (the committed one by default; "none": from scratch).
             init = (None if args.digit_classifier == "none"
@@ -146,13 +146,16 @@ def main(argv=None) -> int:
             return compare(args.compare)
         if args.check_embedding:
             return check_embedding(args)
-        from evaluation.vocoder import is_vocoder_run
-        if args.run is not None and args.generated is None and is_vocoder_run(args.run):
-            return evaluate_vocoder(args)
+        pipe = None
+        if args.run is not None:                  # a missing or broken run fails first
+            from diffusion import Pipeline
+            pipe = Pipeline.from_pretrained(args.run)
+            if args.generated is None and pipe.accepts.kind == "vocoder":
+                return evaluate_vocoder(args, pipe)
         if args.reference is None:
             raise ValueError("give --reference DIR (real audio to compare with)")
         from evaluation.report import evaluate
-        report, out = evaluate(args)
+        report, out = evaluate(args, pipe=pipe)
     except (RunError, DataError, AudioError, EmbeddingError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -166,32 +169,31 @@ def main(argv=None) -> int:
     return 0
 
 
-def evaluate_vocoder(args) -> int:
+def evaluate_vocoder(args, pipe) -> int:
     """--run of a mel vocoder: real / Griffin-Lim / vocoder / Griffin-Lim + refinement /
     vocoder + consistency from the log-mels of held-out clips (--reference, default
     dataset/splits/heldout.jsonl): digit accuracies, log-mel L1, spectral convergence, their
     paired bootstrap comparisons, and each version's FAD against the same kind of training
     clips, with the real-vs-real and noise baselines of that FAD (evaluation/vocoder.py).
-    Written to --out, default runs/eval/<run name>."""
+    Written to --out, default runs/eval/<run name>; `pipe`: the run's Pipeline."""
     import copy
     import json
+
     from data.sources import find_sources
-    from diffusion.families.registry import load_run
-    from evaluation import vocoder
+    from evaluation import vocoder, vocoder_writer
     from evaluation.report import default_out, evaluate, load_classifier
     from evaluation.scorers import load_scorers
     out = args.out or default_out(args.run)
     if os.path.isdir(out) and os.listdir(out):
         raise ValueError(f"{out} exists and is not empty; choose a new --out")
-    params, family, model = load_run(args.run)
     reference = args.reference or str(ROOT / vocoder.HELDOUT)
     labelled = any(s.label >= 0 for s in find_sources(reference).sources)
-    report = vocoder.vocoder_report(params, family, model, reference,
+    report = vocoder.vocoder_report(pipe, reference,
                                     load_classifier(args.digit_classifier) if labelled else None,
                                     args.seed, keep_audio=True,
                                     scorers=load_scorers() if labelled else None)
     notes = report["notes"]
-    for (group, version), directory in vocoder.write_sets(report, out).items():
+    for (group, version), directory in vocoder_writer.write_sets(report, out).items():
         if group not in vocoder.FAD_REFERENCES:          # the corpus's speech: none named
             if version == "real":
                 notes.append(f"{group}: no FAD (no training reference of that kind).")
@@ -217,7 +219,7 @@ def evaluate_vocoder(args) -> int:
     report.update(run=args.run, notes=notes)
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(report, f, indent=2)
-    text = vocoder.markdown(report)
+    text = vocoder_writer.markdown(report)
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write(text)
     print(text + f"report in {out}/report.md ({report['seconds']:.0f} s of vocoding)")
@@ -228,6 +230,7 @@ def compare(paths) -> int:
     """Prints the generated, real and noise FADs of two reports side by side; a ComparisonError
     (a ValueError: one line, exit 2) when they were made at different n."""
     import json
+
     from evaluation.checks import compare_reports
     reports = []
     for path in paths:

@@ -30,9 +30,9 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-from params import quiet_tensorflow  # noqa: E402
-
 import numpy as np  # noqa: E402
+
+from params import quiet_tensorflow  # noqa: E402
 
 # flag → the Pipeline keyword it sets; a flag left at None is not passed (the model's default).
 KEYWORDS = {"num": "num", "seed": "seed", "sampler": "sampler", "steps": "steps", "eta": "eta",

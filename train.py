@@ -18,13 +18,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from configs import PRESETS, get_preset  # noqa: E402
 from data.mel_images import is_image_dataset  # noqa: E402
 from data.pipeline import make_dataset, prepare  # noqa: E402
 from data.sources import DataError  # noqa: E402
-from configs import PRESETS, get_preset  # noqa: E402
-from params import (NETWORKS, Params, ParamsError, apply_overrides,  # noqa: E402
-                    quiet_tensorflow)
-
+from params import NETWORKS, Params, ParamsError, apply_overrides, quiet_tensorflow  # noqa: E402
 
 IMAGE_MODELS = ("mel-unet", "mel-vae")      # may train on a stored mel-image dataset
 
@@ -74,7 +72,7 @@ def resolve_params(args) -> Params:
         from diffusion.families.text_to_audio.family import check_autoencoder_run
         check_autoencoder_run(requested.network.autoencoder)
     if requested.model == "mel-unet" and requested.network.vae_run and not os.path.exists(path):
-        from diffusion.families.mel.vae import check_vae_run     # before params.json is written
+        from diffusion.families.mel.vae import check_vae_run  # before params.json is written
         check_vae_run(requested.network.vae_run, requested)
     if not os.path.exists(path):
         check_init_from(args.init_from, requested)     # before the run directory is written
@@ -166,8 +164,8 @@ def main(argv=None) -> int:
 
 def train_on_images(args, params, strategy) -> int:
     """A stored mel-image dataset: checked against the run's Mel parameters, read as PNGs."""
-    from data.mel_images import image_dataset, read_rows
     from data.mel import Mel
+    from data.mel_images import image_dataset, read_rows
     expected = Mel.from_params(params).get_config()
     expected.pop("n_iter")
     try:
@@ -209,7 +207,7 @@ def check_init_from(other_run, params) -> None:
 
 def run_training(args, params, strategy, dataset, prepared=None) -> int:
     from diffusion.families.registry import trainable_for
-    from diffusion.training.engine import TrainError, Trainer
+    from diffusion.training.engine import Trainer, TrainError
     family = trainable_for(params)
     until = params.train.max_steps if args.steps is None else args.steps
     if family.single_device and (args.init_from or args.strategy in ("mirrored", "multiworker")):
@@ -233,7 +231,8 @@ def run_training(args, params, strategy, dataset, prepared=None) -> int:
         print(f"model: {params.model}, {model.count_params():,} parameters, "
               f"{strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}); "
               + (f"resumed at step {resumed}" if resumed else "new run"))
-        status = trainer.train(until, sample_fn=_audio_sampler(family, params))
+        status = trainer.train(until, sample_fn=_audio_sampler(args.run, params, family,
+                                                                  model))
     except (TrainError, ValueError) as e:             # ValueError: e.g. network.vae_run
         print(f"\nerror: {e}", file=sys.stderr)
         return 2
@@ -244,19 +243,20 @@ def run_training(args, params, strategy, dataset, prepared=None) -> int:
     return 0
 
 
-def _audio_sampler(family, params):
-    """Two one-second samples for TensorBoard, with the family's default sampler."""
+def _audio_sampler(run, params, family, model):
+    """TensorBoard's two one-second samples (labels 0 and 1 of a class-conditional run) with
+    the family's default sampler, by a Pipeline around the model being trained (the engine
+    swaps its EMA weights in around each call; the compiled step is traced once)."""
     if family.conditioning == "mel" or not family.tensorboard_samples:
         return None
-    import tensorflow as tf
-    from diffusion.core.schedulers import build_scheduler
-    scheduler = build_scheduler(params, family.default_sampler)
-    cond = family.class_condition([0, 1]) if family.conditioning == "class" else {}
-    shape = family.sample_shape(2, 1.0)
+    from diffusion import Pipeline
+    pipe = Pipeline.from_loaded(run, params, family, model)
+    label = {"label": [0, 1]} if pipe.accepts.num_classes else {}
 
-    def sampler(model):
-        x = family.sample(model, scheduler, shape, cond, seed=0).numpy()
-        return family.to_audio(x)[0][..., None]
+    def sampler(trained):
+        current = pipe if trained is pipe.model else \
+            Pipeline.from_loaded(run, params, family, trained)
+        return current(num=2, seconds=1.0, seed=0, **label).audio[..., None]
     return sampler
 
 

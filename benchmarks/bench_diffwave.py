@@ -158,7 +158,7 @@ def main():
               f"{anchor.ratio_text(ref_s, s):>9s}  {goal}")
     print()
     if reference:
-        print(f"reference: step times " + " ".join(f"{t:.3f}" for t in reference["train"]["times"])
+        print("reference: step times " + " ".join(f"{t:.3f}" for t in reference["train"]["times"])
               + f"; other processes used {ref_others:.0%} of a core meanwhile")
     for mode, impl, precision, result, others, error in rows:
         if result is not None:

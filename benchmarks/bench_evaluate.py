@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 def bench_birdnet(repeats=3):
     import numpy as np
+
     from evaluation.birdnet import BirdNET
     print("BirdNET V2.4 embeddings (3 s windows at 48 kHz, 2 threads)")
     print("| batch | first invoke, s | steady, ms per audio second | × real time |")

@@ -36,9 +36,9 @@ from math import sqrt
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from diffwave import model as lmnt_model
-from diffwave.params import AttrDict, params as lmnt_params
+from diffwave.params import AttrDict
+from diffwave.params import params as lmnt_params
 
 BASE = dict(residual_layers=30, residual_channels=64, dilation_cycle_length=10,
             noise_schedule=np.linspace(1e-4, 0.05, 50).tolist(),

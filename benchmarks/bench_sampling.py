@@ -43,11 +43,12 @@ SAMPLERS = ("fast", "ddpm")
 
 def make_run(directory, precision, impl):
     """A BASE run directory with (untrained) weights: speed does not depend on the values."""
+    import tensorflow as tf
+
     from configs import get_preset
     from diffusion.families.registry import family_for
     from diffusion.training.ema import EMA
     from params import ParamsError, apply_overrides
-    import tensorflow as tf
     overrides = [f"mixed_precision={precision == 'bf16'}"]
     if impl != "default":
         overrides.append(f"network.impl={impl}")
@@ -81,6 +82,7 @@ def measure(seconds, precision, impl, samplers, repeats, ddpm_repeats):
     """Child process: one configuration → dict per sampler of python/savedmodel seconds."""
     import keras
     import tensorflow as tf
+
     from diffusion.core.schedulers import build_scheduler
     from diffusion.families.export import SamplerModule, export
     from diffusion.families.registry import load_run
@@ -118,6 +120,7 @@ def measure(seconds, precision, impl, samplers, repeats, ddpm_repeats):
 def long_run(minutes):
     """Child process: one chunked denoising step over `minutes` of audio; prints peak RSS."""
     import tensorflow as tf
+
     from diffusion.core.sampling import chunked
     from diffusion.families.registry import load_run
     tmp = tempfile.mkdtemp()

@@ -15,8 +15,14 @@ import json
 import os
 from pathlib import Path
 
-from data.audio_io import (AUDIO_EXTENSIONS, AudioError, AudioInfo, RateError,
-                           accepted_formats, probe)
+from data.audio_io import (
+    AUDIO_EXTENSIONS,
+    AudioError,
+    AudioInfo,
+    RateError,
+    accepted_formats,
+    probe,
+)
 
 
 class DataError(ValueError):

@@ -14,9 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from build_common import (SAMPLE_RATE, BuildError, dbfs, fade, peak_normalise, require_file,
-                          resample, write_flac)
+from build_common import (
+    SAMPLE_RATE,
+    BuildError,
+    dbfs,
+    fade,
+    peak_normalise,
+    require_file,
+    resample,
+    write_flac,
+)
 
 SOUNDFONT = Path("/usr/share/sounds/sf3/FluidR3Mono_GM.sf3")
 RENDER_RATE = 48000

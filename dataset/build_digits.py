@@ -16,9 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
-from build_common import (SAMPLE_RATE, BuildError, db_to_amp, fade, peak_normalise,
-                          require_program, resample, write_flac)
+from build_common import (
+    SAMPLE_RATE,
+    BuildError,
+    db_to_amp,
+    fade,
+    peak_normalise,
+    require_program,
+    resample,
+    write_flac,
+)
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 MARGIN = int(0.03 * SAMPLE_RATE)          # word never starts or ends within 30 ms of an edge

@@ -45,7 +45,14 @@ import soundfile as sf
 HERE = Path(__file__).resolve().parent
 sys.dont_write_bytecode = True
 sys.path.insert(0, str(HERE))
-from build_common import BuildError, fade, peak_normalise, resample, write_flac, write_jsonl  # noqa: E402
+from build_common import (  # noqa: E402
+    BuildError,
+    fade,
+    peak_normalise,
+    resample,
+    write_flac,
+    write_jsonl,
+)
 from build_digits import ESPEAK_ACCENTS, WORDS, trim  # noqa: E402
 from build_kokoro import PHONEMES, Kokoro  # noqa: E402
 from build_voices import FESTIVAL_VOICES, FLITE_VOICES, espeak_variants  # noqa: E402

@@ -7,8 +7,15 @@ diffusion core. The Python API (docs/python-api.md):
 
 `import diffusion` stays light: Pipeline and Output load TensorFlow on first use.
 """
-from diffusion.requests import (Accepts, MelRequest, Request, TextRequest, VocoderRequest,
-                                WaveformRequest, make_request)
+from diffusion.requests import (
+    Accepts,
+    MelRequest,
+    Request,
+    TextRequest,
+    VocoderRequest,
+    WaveformRequest,
+    make_request,
+)
 
 __all__ = ["Accepts", "MelRequest", "Output", "Pipeline", "Request", "TextRequest",
            "VocoderRequest", "WaveformRequest", "make_request"]
@@ -16,7 +23,7 @@ __all__ = ["Accepts", "MelRequest", "Output", "Pipeline", "Request", "TextReques
 
 def __getattr__(name: str):
     if name in ("Pipeline", "Output"):
-        from diffusion import pipeline      # TensorFlow's start-up: only when asked for
+        from diffusion import pipeline  # TensorFlow's start-up: only when asked for
         return getattr(pipeline, name)
     raise AttributeError(f"module 'diffusion' has no attribute {name!r}")
 

@@ -54,7 +54,7 @@ class Output:
         """DIR/<name>_<i>.wav (16-bit PCM) and .png (waveform + log-mel, titled with the
         label or caption; data/figures.py) per clip, and a mel-UNet's image as _image.png;
         returns the WAV paths."""
-        import soundfile as sf      # optional at import: only saving needs it
+        import soundfile as sf  # optional at import: only saving needs it
         os.makedirs(directory, exist_ok=True)
         paths = []
         for i, clip in enumerate(self.audio):
@@ -199,7 +199,7 @@ class Pipeline:
         if kind == "mel-unet" and init is None and noise is None:
             audio = audio[:, :max(1, round(r.seconds * rate))]     # whole slices, cropped
         if getattr(r, "loop", 0):           # whole bars at the tracked beat, tiled
-            from data.beats import make_loop    # scipy's beat tracking: only loops need it
+            from data.beats import make_loop  # scipy's beat tracking: only loops need it
             try:
                 audio = np.stack([make_loop(clip, rate, r.loop) for clip in audio])
             except ValueError as e:

@@ -104,12 +104,14 @@ def report_checks(report: dict) -> list:
             checks.append(_check(False, "digit classifier: no held-out-engine accuracy in its "
                                         "config (heldout_engine_accuracy): its accuracy on "
                                         "an unseen voice is unknown"))
-    head = report.get("digit_head_loeo")           # evaluation/digit_head.py's folds
+    head = report.get("digit_head_loeo")           # evaluation/digits/head.py's folds
     if head:
         checks.append(_check(min(head.values()) >= MIN_CLASSIFIER_ACCURACY,
                              f"digit head: held-out-engine accuracy {100 * min(head.values()):.1f}"
                              f" % (the worst engine; " + "; ".join(
-                                 f"{k} {100 * v:.1f} %" for k, v in head.items()) + ")"))
+                                 f"{k} {100 * v:.1f} %" for k, v in head.items()) +
+                             "; folds used to choose its recipe: the selection-free figure is "
+                             "the Kokoro voices', in pretrained/digit-head/README.md)"))
     return checks
 
 

@@ -15,7 +15,7 @@ domain by `evaluate.py --check-embedding`, whose result is cached under the embe
 (a 3-epoch classifier fails on speech: features must be trained to be trusted).
 
 Digit classifier: the features before its dense layers (FAD_LAYER: max over time of the last
-conv block) of evaluation/digit_classifier.py's network, as the DiffWave paper's SC09 FID uses
+conv block) of evaluation/digits/classifier.py's network, as the DiffWave paper's SC09 FID uses
 its classifier's features; 16 kHz, 1 s windows.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ class DigitClassifierEmbedder:
     labels: list = []
 
     def __init__(self, directory=None, batch_size: int = 64):
-        from evaluation.digit_classifier import DigitClassifier
+        from evaluation.digits.classifier import DigitClassifier
         directory = find_classifier(directory)
         try:
             self.classifier = DigitClassifier.load(str(directory))

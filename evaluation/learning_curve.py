@@ -33,6 +33,7 @@ CURVE, FIGURE = "curve.jsonl", "curve.png"
 def checkpoints(run) -> list:
     """[(step, path)] of a run's checkpoints, oldest first."""
     import glob
+
     from diffusion.training.checkpoints import checkpoint_step
     directory = glob.escape(os.path.join(str(run), "checkpoints"))
     paths = [p[:-len(".index")] for p in glob.glob(os.path.join(directory, "ckpt-*.index"))]
@@ -43,6 +44,7 @@ def checkpoints(run) -> list:
 def load_checkpoint(model, ema, path) -> None:
     """A checkpoint's EMA weights (a packaged one holds them alone) into `model`."""
     import tensorflow as tf
+
     from diffusion.families.registry import RunError
     from diffusion.training.checkpoints import is_packaged, load_packaged, restore
     what = "cannot restore into the run's model"

@@ -24,8 +24,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from evaluation.sets import add_noise, embed_clips, mono, rms, white_noise
 
 ROOT = Path(__file__).resolve().parent.parent

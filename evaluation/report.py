@@ -8,18 +8,16 @@ root (data/cache.py) in fad/.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import time
-
 from pathlib import Path
 
 import numpy as np
 
-from evaluation.sets import NOISE_SEED, embed_clips, mono, rms, white_noise  # noqa: F401
 from evaluation.scorers import SCORERS, load_scorers, score_groups, summary
+from evaluation.sets import NOISE_SEED, embed_clips, mono, rms, white_noise  # noqa: F401
 
 EVAL_ROOT = "runs/eval"     # reports of a run go here, never inside it (pretrained/ stays put)
 CACHE_VERSION = 2          # 2: half A's embeddings are stored (the bootstrap resamples them)
@@ -32,8 +30,8 @@ RESAMPLES = 200
 def describe(embeddings, logits, reference, labels=None, seed=0):
     """FAD against reference half A (with n and a bootstrap interval), IS-style score and top
     classes of one set."""
-    from evaluation.metrics import bootstrap_fad, inception_score, normalized_sigmoid
     from evaluation.birdnet import top_classes
+    from evaluation.metrics import bootstrap_fad, inception_score, normalized_sigmoid
     fad = bootstrap_fad(embeddings, reference["a_embeddings"], RESAMPLES, seed)
     result = {"windows": fad["n"], "fad": fad["fad"], "low": fad["low"], "high": fad["high"],
               "n_reference": fad["n_reference"], "resamples": fad["resamples"]}
@@ -63,8 +61,8 @@ def reference_stats(report, embedder, segment, cache_dir=None, log=print):
     """Statistics of the reference halves (A: μ, Σ; B: embeddings, IS, top classes, clip
     RMS), from the cache when its fingerprint matches, else computed and cached."""
     from data.audio_io import read
-    from evaluation.metrics import inception_score, normalized_sigmoid
     from evaluation.birdnet import top_classes
+    from evaluation.metrics import inception_score, normalized_sigmoid
     sources = report.sources
     key = fingerprint(sources, embedder, segment)
     path = cache_path(cache_dir, report.origin, embedder, segment)
@@ -124,28 +122,26 @@ def reference_stats(report, embedder, segment, cache_dir=None, log=print):
 
 # ---- the sets that are scored --------------------------------------------------------------
 
-def generate(loaded, num, seconds, seed, vocoder=None):
-    """num clips from a loaded run (its default sampler, EMA weights; batch i of 16 uses
-    seed + i): ([(audio, rate)], balanced labels 0, 1, …, 0, 1, … for a class-conditional run,
-    else None). Images (mel-UNet) become audio by the family's own inversion, or by `vocoder`
-    (diffusion/families/mel/vocoder.py's load_vocoder)."""
-    from diffusion.families.mel.vocoder import run_vocoder
-    params, family, model = loaded
-    rate = params.data.sample_rate if vocoder is None else vocoder[0].data.sample_rate
-    scheduler = family.scheduler(family.default_sampler)
-    labels = np.arange(num) % params.network.num_classes if family.conditioning == "class" \
-        else None
-    audio = []
+def batches(pipe, num, seconds, seed, **options):
+    """The arguments of each pipe call: GENERATION_BATCH clips, batch i from seed + i, balanced
+    labels 0, 1, …, 0, 1, … for a class-conditional model; `options` that are not None."""
+    classes, options = pipe.accepts.num_classes, {k: v for k, v in options.items() if v is not None}
     for i, first in enumerate(range(0, num, GENERATION_BATCH)):
         n = min(GENERATION_BATCH, num - first)
-        cond = {} if labels is None else family.class_condition(labels[first:first + n])
-        x = family.sample(model, scheduler, family.sample_shape(n, seconds, cond), cond, seed + i)
-        if vocoder is None:
-            clips = family.to_audio(x.numpy())[0]                            # [n, T]
-        else:
-            clips = run_vocoder(vocoder, family.to_images(x.numpy()), family.mel, seed=seed + i)
-        audio.extend(np.clip(clips, -1.0, 1.0))
-    return [(a, rate) for a in audio], labels
+        label = {"label": [(first + k) % classes for k in range(n)]} if classes else {}
+        yield {"num": n, "seconds": seconds, "seed": seed + i, **label, **options}
+
+
+def generate(pipe, num, seconds, seed, **options):
+    """num clips of `seconds` from a Pipeline (diffusion/pipeline.py, the model's default
+    sampler) in `batches`: ([(audio, rate)], labels or None). `options`: vocoder (a mel-UNet's
+    images through it instead of Griffin-Lim, its Pipeline or path), guidance."""
+    clips, labels = [], []
+    for arguments in batches(pipe, num, seconds, seed, **options):
+        out = pipe(**arguments)
+        clips += [(a, out.sample_rate) for a in np.clip(out.audio, -1.0, 1.0)]
+        labels += arguments.get("label", [])
+    return clips, (np.array(labels) if labels else None)
 
 
 def read_generated(directory):
@@ -312,7 +308,7 @@ def choose_embedder(args, domain):
 def load_classifier(directory):
     """A DigitClassifier from `directory` (or the default places), or the reason there is none."""
     from evaluation.birdnet import EmbeddingError
-    from evaluation.digit_classifier import DigitClassifier
+    from evaluation.digits.classifier import DigitClassifier
     from evaluation.embeddings import find_classifier
     try:
         return DigitClassifier.load(str(find_classifier(directory)))
@@ -344,31 +340,39 @@ def default_out(run) -> str:
     return os.path.join(EVAL_ROOT, os.path.basename(os.path.normpath(str(run))))
 
 
-def evaluate(args, log=print):
+def check_request(args, pipe, guidance=None):
+    """The guidance the clips are sampled with (None: none), once the first batch's request is
+    checked (a ValueError naming the argument, before any work)."""
+    if pipe.accepts.kind == "vocoder":              # its outputs only
+        if args.generated is None or guidance is not None:
+            raise ValueError(f"run: {args.run} is a mel vocoder: evaluate its outputs with "
+                             f"--generated DIR (no --guidance)")
+        return None
+    if pipe.accepts.num_classes is None:
+        raise ValueError(f"run: {args.run} is an exported class-conditional model (no class "
+                         f"count): evaluate its run directory")
+    first = next(batches(pipe, args.num, args.seconds or 1.0, args.seed, guidance=guidance))
+    return getattr(pipe.request(**first), "guidance", None)
+
+
+def evaluate(args, log=print, pipe=None):
+    """(report, its directory) of evaluate.py's parsed `args`; `pipe`: the Pipeline of
+    args.run (diffusion/pipeline.py, loaded by the caller), which the clips are sampled from."""
     from data.sources import find_sources
     from evaluation.checks import format_checks, report_checks
     start = time.perf_counter()
     ref_sources = find_sources(args.reference)
     domain, why = reference_domain(ref_sources, getattr(args, "domain", "auto"))
-    loaded, vocoder = None, None
-    if args.run is not None:                         # a missing/broken run fails before work
-        from diffusion.families.registry import load_run
-        loaded = load_run(args.run)
-        if getattr(args, "vocoder", None) is not None:
-            from diffusion.families.mel.vocoder import load_vocoder
-            try:
-                vocoder = load_vocoder(args.vocoder, *loaded[:2], load_run)
-            except ValueError as e:
-                raise ValueError(f"--vocoder {e}") from None
-        guidance = getattr(args, "guidance", None)
-        if guidance is not None:                     # classifier-free guidance of a class run
-            if loaded[1].conditioning != "class":
-                raise ValueError(f"--guidance: {args.run} is not class-conditional")
-            loaded[1].check_args(argparse.Namespace(text=None, guidance=guidance), args.run)
-            loaded[0].network.guidance = guidance
-        if loaded[1].conditioning == "mel" and args.generated is None:
-            raise ValueError(f"{args.run} is a mel vocoder: evaluate its outputs with "
-                             f"--generated DIR")
+    vocoder, guidance = None, getattr(args, "guidance", None)
+    if args.run is not None:                         # a bad request fails before any work
+        if pipe is None:
+            raise TypeError("evaluate() of a run samples from its Pipeline: pass pipe=")
+        try:
+            guidance = check_request(args, pipe, guidance)
+            if getattr(args, "vocoder", None) is not None:
+                vocoder = pipe.check_vocoder(args.vocoder)
+        except ValueError as e:                      # "guidance: …" → "--guidance: …"
+            raise ValueError(f"--{e}") from None
     segment = args.seconds or 1.0
     if args.generated is not None:
         clips, labels = read_generated(args.generated)
@@ -381,7 +385,8 @@ def evaluate(args, log=print):
     out = args.out or (default_out(args.run) if args.generated is None else "out/eval")
     if args.generated is None:
         t = time.perf_counter()
-        clips, labels = generate(loaded, args.num, segment, args.seed, vocoder)
+        clips, labels = generate(pipe, args.num, segment, args.seed, vocoder=vocoder,
+                                 guidance=guidance)
         log(f"generated {len(clips)} clips of {segment:g} s in {time.perf_counter() - t:.1f} s")
         write_samples(os.path.join(out, "samples"), clips, labels)
     classifier = load_classifier(args.digit_classifier) if labels is not None else None
@@ -389,12 +394,12 @@ def evaluate(args, log=print):
         if labels is not None else (None, None)
     sets, notes = score(clips, labels, reference, embedder, segment, classifier, log,
                         scorers, real)
-    if loaded is not None and loaded[1].conditioning == "class" and labels is None:
+    if pipe is not None and pipe.accepts.num_classes != 0 and labels is None:
         notes.append(f"{args.run} is class-conditional but {args.generated} has no labels "
                      f"(metadata.jsonl): no digit accuracy.")
     report = {"generated": args.generated or args.run, "run": args.run, "num": len(clips),
               "vocoder": getattr(args, "vocoder", None),
-              "guidance": getattr(loaded[0].network, "guidance", None) if loaded else None,
+              "guidance": (guidance or 1.0) if pipe is not None else None,
               "segment_seconds": segment, "domain": domain, "domain_from": why,
               "reference": {"origin": ref_sources.origin, "files": len(ref_sources.sources),
                             "a_files": int(reference["a_files"]),

@@ -2,9 +2,9 @@
 on real speech somewhere (issue #18: metrics that hold on voices they never heard):
 
     sphinx_accuracy  PocketSphinx's US-English acoustic model + a digit grammar
-                     (evaluation/speech_recognizer.py; never heard any voice of the project)
+                     (evaluation/digits/sphinx.py; never heard any voice of the project)
     head_accuracy    our digit head on Google's frozen speech embedding
-                     (evaluation/digit_head.py; the head is trained on the synthetic corpus)
+                     (evaluation/digits/head.py; the head is trained on the synthetic corpus)
 
 Each has accuracy_on_clips([(audio, rate)], labels) → {"overall", "per_class", "count"}, like
 DigitClassifier. A scorer that cannot run here is reported by its one-line reason, never fatal.
@@ -26,12 +26,12 @@ SCORERS = {
 
 
 def load_sphinx():
-    from evaluation.speech_recognizer import SphinxDigits, unavailable
+    from evaluation.digits.sphinx import SphinxDigits, unavailable
     return unavailable() or SphinxDigits()
 
 
 def load_head(directory=HEAD_DIR):
-    from evaluation.digit_head import DigitHead
+    from evaluation.digits.head import DigitHead
     from evaluation.speech_embedding import unavailable
     why = unavailable()
     if why:

@@ -1,9 +1,11 @@
 """How well a mel-conditioned DiffWave run inverts log-mels of clips it never saw, next to
 Griffin-Lim from the same log-mel (the baseline it must beat) and the real clips.
 
-    report = vocoder_report(params, family, model, "dataset/splits/heldout.jsonl",
+    pipe = diffusion.Pipeline.from_pretrained("pretrained/vocoder")    # built by the caller
+    report = vocoder_report(pipe, "dataset/splits/heldout.jsonl",
                             classifier=DigitClassifier.load("pretrained/digit-classifier"),
                             scorers=load_scorers())
+    text = vocoder_writer.markdown({**report, "run": "pretrained/vocoder"})
 
 Per group of held-out clips (labelled "digits", unlabelled "music", and with the vocoder
 corpus's rows, dataset/build_vocoder_corpus.py, unlabelled "speech"), for real / Griffin-Lim /
@@ -19,7 +21,8 @@ Every figure is kept per clip (report["clips"]); differences between versions ge
 bootstrap intervals (evaluation/bootstrap.py) and a verdict: beats / tie / loses. Rows that
 carry "source" and "voice" are also summed up per source (held-out voices apart).
 Clips are levelled as the run's training audio was (data.normalize), so the log-mel the
-vocoder sees matches training; each clip is cut to whole mel frames.
+vocoder sees matches training; each clip is cut to whole mel frames. The report is written out
+(Markdown, WAV sets) by evaluation/vocoder_writer.py.
 """
 from __future__ import annotations
 
@@ -37,7 +40,6 @@ from data.pipeline import normalize
 from data.sources import find_sources
 from diffusion.core.consistency import Consistency, refine
 from evaluation.bootstrap import RESAMPLES, compare
-from evaluation.scorers import SCORERS
 
 GRIFFIN_LIM_ITERATIONS = 32        # teticio / diffusers Mel default
 # The refined control sits beside the consistent row it controls for.
@@ -138,7 +140,9 @@ def group_of(label: int, fields: dict) -> str:
 
 def vocode(family, model, mels, seed: int = 0, consistency=None) -> np.ndarray:
     """DiffWave audio [N, frames·hop] for log-mels [N, frames, n_mels] (the fast schedule);
-    `consistency` (diffusion/core/consistency.py) defaults to the run's params."""
+    `consistency` (diffusion/core/consistency.py) defaults to the run's params. One batch of
+    N different mels with a whole Consistency: a Pipeline call takes one mel (and overrides
+    only the scale and refine steps), so this stays the family's own sampling."""
     hop = family.params.network.hop_length
     shape = [len(mels), mels.shape[1] * hop, 1]
     scheduler = family.scheduler(family.default_sampler)
@@ -168,10 +172,12 @@ def refined(family, audio, mel) -> np.ndarray:
     return np.asarray(x)[..., 0]                  # refine_steps 0: x as it came
 
 
-def vocoded_versions(family, model, audio, seed, versions=VERSIONS):
-    """{version: array [N, frames·hop]} for equal-length clips [N, T]; "vocoder" is the
-    network's own sampling, "consistent" the same steered toward the log-mel and refined,
-    "griffin-lim-refined" Griffin-Lim refined the same way."""
+def vocoded_versions(pipe, audio, seed, versions=VERSIONS):
+    """{version: array [N, frames·hop]} for equal-length clips [N, T] by the vocoder Pipeline
+    `pipe` (diffusion/pipeline.py); "vocoder" is the network's own sampling, "consistent" the
+    same steered toward the log-mel and refined, "griffin-lim-refined" Griffin-Lim refined the
+    same way."""
+    family, model = pipe.family, pipe.model
     n = family.params.network
     rate = family.params.data.sample_rate
     mel = conditioning_mel(family, audio)
@@ -194,7 +200,7 @@ def vocoded_versions(family, model, audio, seed, versions=VERSIONS):
 def correct(scorer, clips, labels) -> np.ndarray:
     """Per-clip 0/1 correctness of a digit scorer on [(audio [T], rate)] (its accuracy_on_clips
     is the mean of this)."""
-    from evaluation.digit_classifier import clips_array
+    from evaluation.digits.classifier import clips_array
     if hasattr(scorer, "recognise"):                       # PocketSphinx: one clip at a time
         predicted = [scorer.recognise(a, r) for a, r in clips]
     else:
@@ -231,14 +237,18 @@ def comparisons(rows, group: str, seed: int = 0, metrics=METRICS) -> list:
     return found
 
 
-def vocoder_report(params, family, model, data, classifier=None, seed: int = 0,
-                   keep_audio: bool = False, log=print, scorers=None,
-                   max_seconds=None) -> dict:
-    """{"groups": {group: {version: mean metrics}}, "clips": per-clip metrics, "comparisons",
+def vocoder_report(pipe, data, classifier=None, seed: int = 0, keep_audio: bool = False,
+                   log=print, scorers=None, max_seconds=None) -> dict:
+    """Of the vocoder Pipeline `pipe` (a mel-conditioned DiffWave run, diffusion/pipeline.py):
+    {"groups": {group: {version: mean metrics}}, "clips": per-clip metrics, "comparisons",
     "sources" (corpus rows), "seconds": wall time, …}; with keep_audio also
     {"audio": {name: {version: array, "label", "group"}}}. `classifier` scores as
     "digit_accuracy", `scorers` ({key: scorer or the reason it cannot run}) as their keys;
     max_seconds cuts every clip (equal lengths vocode in one batch)."""
+    params, family = pipe.params, pipe.family
+    if params is None:
+        raise ValueError(f"{pipe.path}: an exported SavedModel; give the vocoder's run "
+                         f"directory")
     if params.network.conditioning != "mel":
         raise ValueError(f"{params.model} run with conditioning "
                          f"{params.network.conditioning!r}: not a mel vocoder")
@@ -254,7 +264,7 @@ def vocoder_report(params, family, model, data, classifier=None, seed: int = 0,
     for name, audio, label in heldout_clips(data, params, max_seconds=max_seconds):
         batches.setdefault(len(audio), []).append((name, audio, label))  # one per length
     for batch in batches.values():
-        versions = vocoded_versions(family, model, np.stack([a for _, a, _ in batch]), seed)
+        versions = vocoded_versions(pipe, np.stack([a for _, a, _ in batch]), seed)
         new = []
         for i, (name, audio, label) in enumerate(batch):
             extra = fields.get(os.path.abspath(name), {})
@@ -306,108 +316,3 @@ def vocoder_report(params, family, model, data, classifier=None, seed: int = 0,
 HELDOUT = "dataset/splits/heldout.jsonl"
 FAD_REFERENCES = {"digits": "dataset/splits/train-digits.jsonl",      # real clips of the same
                   "music": "dataset/splits/train-chorales.jsonl"}     # kind, not held out
-
-
-def is_vocoder_run(run_dir) -> bool:
-    """True when `run_dir`'s params.json is a mel-conditioned DiffWave (read, nothing built)."""
-    try:
-        with open(os.path.join(str(run_dir), "params.json")) as f:
-            params = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return params.get("model") == "diffwave" and \
-        params.get("network", {}).get("conditioning") == "mel"
-
-
-def write_sets(report, out) -> dict:
-    """OUT/<group>-<version>/ WAVs + metadata.jsonl (labels for digits; report.write_samples),
-    re-usable with `evaluate.py --generated`; returns {(group, version): directory}."""
-    from evaluation.report import write_samples
-    sets = {}
-    for clip in report["audio"].values():
-        for version in VERSIONS:
-            sets.setdefault((clip["group"], version), []).append((clip[version], clip["label"]))
-    dirs = {}
-    for (group, version), rows in sets.items():
-        dirs[(group, version)] = os.path.join(out, f"{group}-{version}")
-        labels = [label for _, label in rows] if group == "digits" else None
-        write_samples(dirs[(group, version)], [(a, report["sample_rate"]) for a, _ in rows],
-                      labels)
-    return dirs
-
-
-def _settings(c) -> str:
-    return "–" if not c else (f"scale {c['scale']} × {c['steps']} moves per step, "
-                              f"{c['refine_steps']} refinement steps at {c['refine_rate']:g}")
-
-
-def _comparison_rows(found, counts) -> list:
-    rows = []
-    for c in found:
-        title, higher, shares = METRICS[c["metric"]]
-        points = c["metric"] in ACCURACIES                         # 0/1 per clip → points
-        cell = (lambda x: f"{100 * x:+.1f}") if points else (lambda x: f"{x:+.3g}")
-        rows.append(f"| {c['group']} ({counts[c['group']]}) | {LABELS.get(c['a'], c['a'])} vs "
-                    f"{LABELS.get(c['b'], c['b'])} | {title} {'↑' if higher else '↓'} | "
-                    f"{cell(c['difference'])}{' pts' if points else ''} [{cell(c['low'])}, "
-                    f"{cell(c['high'])}] | **{c['verdict']}** | {shares} |")
-    return rows
-
-
-COMPARISON_HEADER = ["| clips | A vs B | metric | A − B [95 %] | verdict | shares features with "
-                     "the refinement's loss |", "|---|---|---|---|---|---|"]
-
-
-def markdown(report) -> str:
-    """The report as tables: group × version, the paired comparisons, and per source."""
-    lines = [f"# Vocoder: {report['run']}", "",
-             f"Held-out clips: {report['data']} · Griffin-Lim {report['griffin_lim_iterations']} "
-             f"iterations · sampler {report['sampler']} · seed {report['seed']} · "
-             f"consistency {_settings(report.get('consistency'))}", "",
-             "| clips | version | digit accuracy | "
-             + "".join(f"{title} | " for title, _ in SCORERS.values())
-             + "log-mel L1 (dB) | spectral convergence | FAD (n) [95 %] | FAD real · noise |",
-             "|---|---|---|" + "---|" * len(SCORERS) + "---|---|---|---|"]
-    for group, versions in report["groups"].items():
-        for version, m in versions.items():
-            acc = " | ".join(f"{100 * m[k]:.1f} %" if k in m else "–"
-                             for k in ("digit_accuracy", *SCORERS))
-            fad = m.get("fad")
-            fad_cell = (f"{fad['fad']:.2f} ({fad['windows']}) [{fad['low']:.2f}, "
-                        f"{fad['high']:.2f}]" if fad else "–")
-            base = f"{fad['real']:.2f} · {fad['noise']:.2f}" if fad else "–"
-            lines.append(f"| {group} ({m['clips']}) | {LABELS.get(version, version)} | {acc} | "
-                         f"{m['log_mel_l1_db']:.2f} | {m['spectral_convergence']:.3f} | "
-                         f"{fad_cell} | {base} |")
-    counts = {g: v["real"]["clips"] for g, v in report["groups"].items()}
-    lines += ["", "## Comparisons", "",
-              f"Paired bootstrap: {report['resamples']} resamples of the clips, 95 % percentile "
-              f"interval of the mean per-clip difference A − B (accuracies: of the per-clip 0/1 "
-              f"correctness, in points). **beats** / **loses**: the interval excludes zero on "
-              f"A's better / worse side; otherwise **tie**.", "", *COMPARISON_HEADER,
-              *_comparison_rows(report.get("comparisons", []), counts), "",
-              "Griffin-Lim + refinement and vocoder + consistency both descend the log-mel L1 "
-              "to the conditioning mel (the consistent row also steers each sampling step by "
-              "it). So log-mel L1 is the optimised quantity itself and favours them by "
-              "construction; spectral convergence reads the STFT magnitudes that log-mel is "
-              "made of; every digit scorer reads mel-type features (the classifier: log-mel "
-              "cepstra, the digit head: mel bands into Google's embedding, PocketSphinx: "
-              "MFCCs). None is independent of the target: Griffin-Lim + refinement is the "
-              "control that separates the network from the refinement.",
-              *(["", f"Some groups have under {FEW} clips: a percentile interval is then too "
-                 f"narrow to trust; read those verdicts as indications."]
-                if min(counts.values(), default=FEW) < FEW else [])]
-    if report.get("sources"):
-        counts = {s: v["real"]["clips"] for s, v in report["sources"].items()}
-        lines += ["", "## Per source", "",
-                  "| source (clips) | voices | version | log-mel L1 (dB) | spectral convergence |",
-                  "|---|---|---|---|---|"]
-        for source, versions in report["sources"].items():
-            for version, m in versions.items():
-                lines.append(f"| {source} ({m['clips']}) | "
-                             f"{', '.join(report['voices'][source])} | "
-                             f"{LABELS.get(version, version)} | {m['log_mel_l1_db']:.2f} | "
-                             f"{m['spectral_convergence']:.3f} |")
-        lines += ["", *COMPARISON_HEADER,
-                  *_comparison_rows(report.get("source_comparisons", []), counts)]
-    return "\n".join(lines + ["", *report.get("notes", [])]) + "\n"

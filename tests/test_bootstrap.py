@@ -1,8 +1,8 @@
-"""evaluation/bootstrap.py: the paired interval and the beats / tie / loses rule."""
+"""evaluation/bootstrap.py: the paired interval, the beats / tie / loses rule, Wilson's interval."""
 import numpy as np
 import pytest
 
-from evaluation.bootstrap import compare, paired_difference, verdict
+from evaluation.bootstrap import compare, paired_difference, verdict, wilson_interval
 
 
 def test_a_known_difference_beats_and_loses_by_direction():
@@ -55,3 +55,18 @@ def test_verdict_rule_and_bad_input():
         paired_difference([1.0], [2.0])
     with pytest.raises(ValueError, match=">= 2 clips"):
         paired_difference([1.0, 2.0], [2.0, 3.0, 4.0])
+
+
+def test_wilson_interval_matches_newcombes_worked_examples():
+    # Newcombe (1998), Statistics in Medicine 17:857, table I, method 3 (95 %, no correction)
+    for (k, n), expected in {(81, 263): (0.2553, 0.3662), (15, 148): (0.0624, 0.1605),
+                             (0, 20): (0.0, 0.1611), (1, 29): (0.0061, 0.1718)}.items():
+        np.testing.assert_allclose(wilson_interval(k, n), expected, atol=5e-5)
+    low, high = wilson_interval(20, 20)
+    assert high == 1.0 and 0.83 < low < 0.84                  # inside [0, 1] at the edges
+    narrow, wide = wilson_interval(900, 1000), wilson_interval(90, 100)
+    assert wide[0] < narrow[0] < 0.9 < narrow[1] < wide[1]     # n × 10: about √10 narrower
+    assert wilson_interval(9, 10, level=0.99)[0] < wilson_interval(9, 10)[0]
+    for bad in [(11, 10), (-1, 10), (0, 0)]:
+        with pytest.raises(ValueError, match="Wilson"):
+            wilson_interval(*bad)

@@ -10,10 +10,10 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
+from configs import get_preset
 from data import audio_io
 from data.pipeline import make_dataset, prepare
 from data.sources import DataError, find_sources
-from configs import get_preset
 from params import apply_overrides
 
 RATE = 16000
@@ -107,7 +107,7 @@ def test_cache_labels_captions_and_resampling(tmp_path):
     labels = batch["label"].numpy()
     assert set(labels) <= {0, 1, 2}
     # Label i%3 and caption i travel together with clip i.
-    assert all(int(c.split()[-1]) % 3 == l for c, l in zip(
+    assert all(int(c.split()[-1]) % 3 == label for c, label in zip(
         [c.decode() for c in batch["caption"].numpy()], labels))
     peak = np.abs(batch["audio"].numpy()).max()
     assert abs(20 * np.log10(peak) - params.data.normalize_level_db) < 0.2   # peak-normalised

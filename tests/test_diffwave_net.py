@@ -7,7 +7,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from keras import ops
 
 import network.diffwave.fused as fused
 from network.diffwave import DiffWave, step_table

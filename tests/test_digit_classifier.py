@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluation import digit_augment as aug
-from evaluation.digit_classifier import DigitClassifier, fit_length
-from evaluation.digit_crossval import ENGINES, bundled, by_group
+from evaluation.digits import augment as aug
+from evaluation.digits.classifier import DigitClassifier, fit_length
+from evaluation.digits.crossval import ENGINES, bundled, by_group
 
 ROOT = Path(__file__).resolve().parent.parent
 PRETRAINED = ROOT / "pretrained" / "digit-classifier"

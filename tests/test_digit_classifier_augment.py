@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluation import digit_augment as aug
-from evaluation.digit_crossval import ENGINES, LOVO_FOLDS, leave_out
+from evaluation.digits import augment as aug
+from evaluation.digits.crossval import ENGINES, LOVO_FOLDS, leave_out
 
 ROOT = Path(__file__).resolve().parent.parent
 SR = 16000
@@ -196,7 +196,7 @@ def test_voice_corpus_builder_tags_every_clip(tmp_path):
 
 
 def test_crossval_cli_refuses_a_missing_corpus_and_unknown_folds(tmp_path, capsys):
-    from evaluation.digit_crossval import main
+    from evaluation.digits.crossval import main
     assert main(["--corpus", str(tmp_path / "none"), "--work", str(tmp_path / "w")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "none/voices.npz not found" in err
@@ -208,7 +208,7 @@ def test_crossval_cli_refuses_a_missing_corpus_and_unknown_folds(tmp_path, capsy
 def test_crossval_scores_the_committed_classifier_on_an_engine_it_never_heard(tmp_path, capsys):
     """--only score:ENGINE: a per-voice table of OUT's classifier on that engine's clips (the
     bundled word clips stand in for the corpus here), or one line if there are none."""
-    from evaluation.digit_crossval import bundled, main
+    from evaluation.digits.crossval import bundled, main
     audio, labels, engine = bundled(["flite"])
     np.savez(tmp_path / "voices.npz", audio=np.round(audio * 32767).astype(np.int16),
              label=labels, engine=np.array(["kokoro"] * len(labels)),

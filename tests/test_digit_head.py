@@ -1,6 +1,6 @@
-"""The digit head on Google's frozen speech embedding (evaluation/digit_head.py, issue #18):
+"""The digit head on Google's frozen speech embedding (evaluation/digits/head.py, issue #18):
 the embedding's windows and centring, the committed head on the bundled digits, a save/load
-round trip, the cross-validation CLI on a small corpus, and the one-line errors."""
+round trip, the cross-validation CLI on a small corpus, the one-line errors, and the card."""
 import json
 from pathlib import Path
 
@@ -20,7 +20,7 @@ def embedding():
 
 @pytest.fixture(scope="module")
 def digits():
-    from evaluation.digit_crossval import bundled
+    from evaluation.digits.crossval import bundled
     return bundled()
 
 
@@ -38,7 +38,7 @@ def test_windows_are_finite_and_a_clip_is_centred_whatever_its_padding(embedding
 
 
 def test_the_committed_head_recognises_the_bundled_digits_and_not_noise(digits):
-    from evaluation.digit_head import ARCHITECTURE, DigitHead
+    from evaluation.digits.head import ARCHITECTURE, DigitHead
     head = DigitHead.load(str(HEAD))
     config = json.loads((HEAD / "config.json").read_text())
     assert config["architecture"] == ARCHITECTURE
@@ -54,7 +54,7 @@ def test_the_committed_head_recognises_the_bundled_digits_and_not_noise(digits):
 
 
 def test_a_trained_head_saves_and_loads_to_the_same_predictions(embedding, digits, tmp_path):
-    from evaluation.digit_head import DigitHead, views
+    from evaluation.digits.head import DigitHead, views
     audio, labels, _ = digits
     keep = np.arange(0, len(labels), 5)
     windows = embedding(audio[keep])
@@ -81,7 +81,7 @@ def test_a_trained_head_saves_and_loads_to_the_same_predictions(embedding, digit
 def test_bad_head_directories_and_a_missing_embedding_are_one_line_errors(tmp_path,
                                                                            monkeypatch):
     from evaluation import speech_embedding
-    from evaluation.digit_head import DigitHead
+    from evaluation.digits.head import DigitHead
     with pytest.raises(ValueError, match="not a digit head") as e:
         DigitHead.load(str(tmp_path))
     assert str(tmp_path) in str(e.value) and "\n" not in str(e.value)
@@ -98,7 +98,7 @@ def test_bad_head_directories_and_a_missing_embedding_are_one_line_errors(tmp_pa
 def test_crossval_cli_on_a_small_corpus(tmp_path, digits, capsys):
     """The bundled digits as a 3-engine corpus: LOEO folds, the final head, its card, then
     score:ENGINE with it; the embeddings are cached for a second run."""
-    from evaluation import digit_head_crossval as cv
+    from evaluation.digits import head_crossval as cv
     audio, labels, engine = digits
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -125,3 +125,20 @@ def test_crossval_cli_on_a_small_corpus(tmp_path, digits, capsys):
     assert "on flite voices" in capsys.readouterr().out
     assert cv.main(["--corpus", str(tmp_path / "none")]) == 2
     assert "voices.npz not found" in capsys.readouterr().err
+
+
+def test_the_committed_card_says_what_was_chosen_on_which_data(tmp_path, capsys):
+    """--only card writes the committed card again from its config.json (no training): the
+    same text as committed, every figure with its Wilson interval, each labelled by its use."""
+    from evaluation.digits import head_crossval as cv
+    (tmp_path / "config.json").write_text((HEAD / "config.json").read_text())
+    assert cv.main(["--out", str(tmp_path), "--only", "card"]) == 0
+    card = (tmp_path / "README.md").read_text()
+    assert card == (HEAD / "README.md").read_text()       # the committed card is the writer's
+    table = capsys.readouterr().out
+    assert table in card and "| engine espeak-ng | 1914 | 90.4 % (89.0–91.6 %) | **used" in card
+    assert "| **kokoro, all 5 voices** (never heard) | 1182 | 89.8 % (88.0–91.4 %)" in table
+    assert "selection-free estimate is kokoro's" in card and "not established" in card
+    assert "met for every engine" not in card             # the fold verdict of the old card
+    assert cv.main(["--out", str(tmp_path / "none"), "--only", "card"]) == 2
+    assert "config.json not found" in capsys.readouterr().err

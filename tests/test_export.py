@@ -36,9 +36,10 @@ def exported(tmp_path_factory):
 def python_sampler(run_dir, num, length, seed, label=None):
     """The reference: generate.py's path (load_run + sample) in this process."""
     import tensorflow as tf
+
+    from diffusion.core.sampling import sample
     from diffusion.core.schedulers import build_scheduler
     from diffusion.families.registry import load_run
-    from diffusion.core.sampling import sample
     params, family, model = load_run(run_dir)
     cond = {"label": tf.constant(label, tf.int32)} if label is not None else {}
     scheduler = build_scheduler(params, "fast")

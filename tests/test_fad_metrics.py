@@ -3,10 +3,19 @@ checks of a report (evaluation/metrics.py, evaluation/checks.py): pure NumPy, no
 import numpy as np
 import pytest
 
-from evaluation.checks import (ComparisonError, compare_figures, compare_reports, format_checks,
-                               report_checks)
-from evaluation.metrics import (bootstrap_fad, frechet_distance, frechet_distance_samples,
-                                gaussian_stats)
+from evaluation.checks import (
+    ComparisonError,
+    compare_figures,
+    compare_reports,
+    format_checks,
+    report_checks,
+)
+from evaluation.metrics import (
+    bootstrap_fad,
+    frechet_distance,
+    frechet_distance_samples,
+    gaussian_stats,
+)
 
 
 @pytest.mark.parametrize("n1,n2,d", [(30, 50, 64), (120, 80, 256), (300, 400, 16)])

@@ -13,8 +13,16 @@ import numpy as np
 import pytest
 
 from evaluation.embeddings import DECLARED, DigitClassifierEmbedder, find_classifier, load_embedder
-from evaluation.ordering import (MIN_WINDOWS, SNRS_DB, SPLITS, domain_split, ordering_check,
-                                 ordering_failures, ordering_sets, ordering_table)
+from evaluation.ordering import (
+    MIN_WINDOWS,
+    SNRS_DB,
+    SPLITS,
+    domain_split,
+    ordering_check,
+    ordering_failures,
+    ordering_sets,
+    ordering_table,
+)
 from evaluation.sets import rms
 
 RESAMPLES = 100
@@ -34,7 +42,7 @@ def classifier_dir(tmp_path_factory):
             return found
     except ValueError:
         pass
-    from evaluation.digit_classifier import DigitClassifier
+    from evaluation.digits.classifier import DigitClassifier
     out = tmp_path_factory.mktemp("clf") / "digit_classifier"
     DigitClassifier.train(str(ROOT / "dataset" / "digits"), str(out), seed=0, log=None)
     return out

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from configs import get_preset
 from diffusion.families.registry import family_for
 from diffusion.training.engine import Trainer
-from configs import get_preset
 from params import apply_overrides
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -65,6 +65,7 @@ def test_curve_of_every_checkpoint_skips_done_steps_and_draws(curve_run, tmp_pat
 
 def test_pick_spreads_the_cap_over_labelled_and_unlabelled_clips():
     from types import SimpleNamespace
+
     from evaluation.vocoder import pick
     sources = [SimpleNamespace(label=i % 10 if i < 30 else -1, i=i) for i in range(34)]
     chosen = pick(sources, 8)

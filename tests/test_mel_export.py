@@ -35,9 +35,9 @@ def test_fresh_process_loads_mel_savedmodel_and_matches_python(tmp_path, capsys)
                          timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     got = np.load(tmp_path / "out.npz")
+    from diffusion.core.sampling import sample
     from diffusion.core.schedulers import build_scheduler
     from diffusion.families.registry import load_run
-    from diffusion.core.sampling import sample
     params, family, model = load_run(run)
     x = sample(family.denoiser(model, {}), build_scheduler(params, "ddim", 3),
                [2, 32, 32, 1], 7).numpy()
@@ -136,6 +136,7 @@ def test_class_conditional_guided_run_exports_and_matches_python(tmp_path, capsy
 def make_vae_run(run):
     """A mel-vae run (params.json + one checkpoint) of a freshly initialised tiny VAE."""
     import tensorflow as tf
+
     from configs import get_preset
     from diffusion.families.mel.vae import build_vae
     params = get_preset("tiny", "mel-vae")
@@ -145,6 +146,7 @@ def make_vae_run(run):
 
 def test_latent_class_run_decodes_with_the_vae_in_the_graph(tmp_path, capsys):
     import tensorflow as tf
+
     from export import main
     make_vae_run(tmp_path / "vae")
     run = tmp_path / "latent"
@@ -167,7 +169,8 @@ def test_pretrained_digits_exports_and_says_the_digit(tmp_path, capsys):
     """`export.py --run pretrained/digits` (DDIM 50, guidance 2 by default): the SavedModel's
     clips for labels 3 and 7 are recognised by the digit classifier (~1 min of CPU)."""
     import tensorflow as tf
-    from evaluation.digit_classifier import DigitClassifier
+
+    from evaluation.digits.classifier import DigitClassifier
     from export import main
     assert main(["--run", str(ROOT / "pretrained" / "digits"), "--out", str(tmp_path / "m")]) == 0
     assert "ddim, 50 steps, labels 0..9, guidance 2 by default" in capsys.readouterr().out
@@ -181,10 +184,11 @@ def test_pretrained_digits_exports_and_says_the_digit(tmp_path, capsys):
     classifier = DigitClassifier.load(str(ROOT / "pretrained" / "digit-classifier"))
     assert list(classifier.predict(audio)) == [3, 7]
     # Served as app.py and the Pipeline serve it: its kind, a label per call, the check's words.
-    from diffusion.families.serving import load_saved_model
+    from diffusion.serving import load_saved_model
     served = load_saved_model(tmp_path / "m")
     assert served.kind == "mel-unet" and served.sample_rate == 16000
-    audio, images = served.generate(num=1, seed=0, label=3)
+    from diffusion.requests import make_request
+    audio, images = served.run(make_request(served.accepts(), num=1, seed=0, label=3))
     assert audio.shape == (1, 64 * 256 - 1) and images.shape == (1, 64, 64)
-    with pytest.raises(ValueError, match=r"^\S+: label must be < 10$"):
-        served.generate(num=1, seed=0, label=12)
+    with pytest.raises(ValueError, match=r"^label: must be < 10 \(\S+'s check\)$"):
+        served.run(make_request(served.accepts(), num=1, seed=0, label=12))

@@ -1,18 +1,15 @@
 """Generation features of the mel-UNet family on a tiny net: in/out-painting keeps the masked
 columns, DDIM encode/decode and slerp, beat-aligned loops, and their generate.py flags."""
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import tensorflow as tf
 
 from diffusion.core.sampling import edge_mask, encode, known_noise, sample, slerp
-
-from diffusion.core.schedulers import DDIMScheduler
 from diffusion.core.schedule import NoiseSchedule
+from diffusion.core.schedulers import DDIMScheduler
 
 ROOT = Path(__file__).resolve().parent.parent
 CHORALE = sorted((ROOT / "dataset" / "chorales").glob("*.flac"))[0]
@@ -20,9 +17,9 @@ CHORALE = sorted((ROOT / "dataset" / "chorales").glob("*.flac"))[0]
 
 def make_untrained_run(run, preset="tiny", overrides=()):
     """A run directory (params.json + one checkpoint) of a freshly initialised model."""
-    from diffusion.training.ema import EMA
-    from diffusion.families.registry import family_for
     from configs import get_preset
+    from diffusion.families.registry import family_for
+    from diffusion.training.ema import EMA
     from params import apply_overrides
     params = apply_overrides(get_preset(preset, "mel-unet"), list(overrides))
     params.save(str(run / "params.json"))

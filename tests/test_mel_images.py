@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import linked_audio_dir
 
 from data.mel import Mel
 from data.mel_images import PIPELINE_DEFAULTS, check_config, image_dataset, main, read_rows
 from data.sources import DataError
-from conftest import linked_audio_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 CHORALES = sorted((ROOT / "dataset" / "chorales").glob("*.flac"))[:2]
@@ -79,5 +79,5 @@ def test_mel_vae_trains_from_stored_images(images, tmp_path, capsys):
 
 
 def test_pipeline_defaults_are_the_data_params_defaults():
-    from params import DataParams                 # data/ keeps its own copy: no model params
+    from params import DataParams  # data/ keeps its own copy: no model params
     assert PIPELINE_DEFAULTS == {k: getattr(DataParams(), k) for k in PIPELINE_DEFAULTS}

@@ -33,6 +33,7 @@ def vae_run(tmp_path_factory):
     linked_audio_dir(root, CHORALES)
     import contextlib
     import io
+
     import train
     out = io.StringIO()
     with contextlib.redirect_stdout(out):      # tiny: channels 8,16,16, 4 latents, lr 2e-3
@@ -75,8 +76,8 @@ def test_vae_run_resumes_and_is_checked(vae_run, tmp_path, capsys):
 
 
 def test_latent_mel_unet_trains_and_generates(vae_run, tmp_path, capsys):
-    import train
     import generate
+    import train
     root = vae_run[0]
     run = tmp_path / "latent"
     assert train.main(["--model", "mel-unet", "--data", str(root / "audio"), "--run", str(run),

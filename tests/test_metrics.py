@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 
 from evaluation import metrics
-from evaluation.metrics import (frechet_distance, gaussian_stats, inception_score,
-                               normalized_sigmoid, softmax)
+from evaluation.metrics import (
+    frechet_distance,
+    gaussian_stats,
+    inception_score,
+    normalized_sigmoid,
+    softmax,
+)
 
 
 def closed_form_diagonal(mu1, a, mu2, b):

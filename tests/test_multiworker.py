@@ -1,16 +1,20 @@
 """MultiWorkerMirroredStrategy with 2 worker processes on 127.0.0.1: identical weights, the
 global-batch result of one device, and a killed worker that fails the job cleanly and resumes."""
 import re
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-from test_training import (DIGITS, ROOT, assert_same_losses, assert_same_update,
-                           assert_same_weights, losses, train)
+from test_training import (
+    DIGITS,
+    ROOT,
+    assert_same_losses,
+    assert_same_update,
+    assert_same_weights,
+    losses,
+    train,
+)
 
 
 def test_two_workers_train_like_one_device(tmp_path):

@@ -4,7 +4,6 @@ import json
 import pytest
 
 from configs import get_preset
-
 from params import Params, ParamsError, apply_overrides
 
 

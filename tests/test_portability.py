@@ -8,11 +8,11 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-
-from network.diffwave import select
-from configs import get_preset
-from params import ParamsError, apply_overrides
 from test_training import DIGITS, ROOT
+
+from configs import get_preset
+from network.diffwave import select
+from params import ParamsError, apply_overrides
 
 
 def _train(run, env, *args):

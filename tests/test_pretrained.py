@@ -35,7 +35,7 @@ def test_the_bundled_models_are_complete_run_directories_within_budget():
 
 
 def _classifier():
-    from evaluation.digit_classifier import DigitClassifier
+    from evaluation.digits.classifier import DigitClassifier
     return DigitClassifier.load(str(CLASSIFIER))
 
 
@@ -55,21 +55,22 @@ def test_the_digits_model_says_the_digit_it_is_asked_for():
     clips = [(a, rate) for a in audio]
     accuracy = _classifier().accuracy_on_clips(clips, list(range(10)))
     assert accuracy["overall"] >= 0.8, accuracy
-    from evaluation.speech_recognizer import SphinxDigits
+    from evaluation.digits.sphinx import SphinxDigits
     assert SphinxDigits().accuracy_on_clips(clips, list(range(10)))["overall"] >= 0.5
 
 
 def test_the_vocoder_follows_held_out_mels():
     """Three held-out digits, three words: the vocoded clips are recognised and their log-mel is far closer
     to the real clip's than white noise at the same RMS is."""
-    from diffusion.families.registry import load_run
+    from diffusion import Pipeline
     from evaluation.vocoder import heldout_clips, log_mel_l1_db, vocoded_versions
-    params, family, model = load_run(PRETRAINED / "vocoder")
+    pipe = Pipeline.from_pretrained(PRETRAINED / "vocoder")
+    params = pipe.params
     clips = heldout_clips(str(ROOT / "dataset" / "splits" / "heldout-digits.jsonl"), params)
     by_label = {c[2]: c for c in reversed(clips) if len(c[1]) == len(clips[0][1])}
     clips = [by_label[k] for k in sorted(by_label)[:3]]
     audio = np.stack([a for _, a, _ in clips])
-    versions = vocoded_versions(family, model, audio, 0)
+    versions = vocoded_versions(pipe, audio, 0)
     vocoded = versions["vocoder"]
     rate, n = params.data.sample_rate, params.network
     noise = np.random.default_rng(0).standard_normal(audio.shape) * audio.std(1, keepdims=True)

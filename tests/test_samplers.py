@@ -4,9 +4,8 @@ import pytest
 import tensorflow as tf
 
 from diffusion.core.sampling import sample
-
-from diffusion.core.schedulers import AncestralScheduler
 from diffusion.core.schedule import NoiseSchedule
+from diffusion.core.schedulers import AncestralScheduler
 
 BASE = NoiseSchedule.linear(50, 1e-4, 0.05)
 FAST = [1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5]

@@ -1,4 +1,4 @@
-"""The second digit scorer (evaluation/speech_recognizer.py): PocketSphinx's real-speech
+"""The second digit scorer (evaluation/digits/sphinx.py): PocketSphinx's real-speech
 acoustic model with a digit grammar, on the bundled digits, noise, another sample rate."""
 from pathlib import Path
 
@@ -12,13 +12,13 @@ DIGITS = ROOT / "dataset" / "digits"
 
 @pytest.fixture(scope="module")
 def recognizer():
-    from evaluation.speech_recognizer import SphinxDigits, unavailable
+    from evaluation.digits.sphinx import SphinxDigits, unavailable
     assert unavailable() is None                 # requirements-nodeps.txt installs it
     return SphinxDigits()
 
 
 def bundled(step=3):
-    from evaluation.speech_recognizer import WORDS
+    from evaluation.digits.sphinx import WORDS
     paths = sorted(DIGITS.glob("*.flac"))[::step]
     return [(sf.read(p, dtype="float32")[0], 16000) for p in paths], \
         np.array([WORDS.index(p.name.split("_")[0]) for p in paths])

@@ -67,8 +67,8 @@ def test_diffgen_trains_on_cached_caption_states(runs):
     assert match and Path(match.group(1)).is_file()
     assert Path(match.group(1)).parent == root / "cache" / "text"
     # Built once: the same captions and encoder reuse the file (no encoder is loaded).
-    from diffusion.families.text_to_audio.captions import CaptionStates
     from data.sources import find_sources
+    from diffusion.families.text_to_audio.captions import CaptionStates
     from params import Params
     params = Params.load(root / "gen" / "params.json")
     assert params.network.autoencoder == str(root / "ae")
@@ -192,9 +192,10 @@ def test_diffgen_resume_is_exact(runs, tmp_path, monkeypatch):
     plus 10 steps: the CFG null-text mask, σ and ε are keyed by (step, seed), the crops come
     from the checkpointed iterator, and the frozen parts (DiffAE, caption states) rebuild equal."""
     import tensorflow as tf
+
     from data.pipeline import make_dataset, prepare
-    from diffusion.training.ema import EMA
     from diffusion.families.registry import family_for
+    from diffusion.training.ema import EMA
     from diffusion.training.engine import Trainer
     from params import Params
     root = runs[0]

@@ -23,7 +23,7 @@ def _max_diff(emb):
 
 
 def test_embeddings_match_reference(enc):
-    assert [l.activation.__name__ for l in enc.backbone.transformer_layers] == ["gelu_exact"] * 6
+    assert [layer.activation.__name__ for layer in enc.backbone.transformer_layers] == ["gelu_exact"] * 6
     diff = _max_diff(enc.embed(SENTENCES))
     print(f"max |embed - reference| = {diff:.2e}")
     assert diff < 1e-5

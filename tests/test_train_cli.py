@@ -55,7 +55,7 @@ def test_fine_tuning_a_bundled_model_needs_no_other_flag(tmp_path, name):
               "--set", "train.checkpoint_every=1000")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "fine-tuning from" in out.stdout and "step 2" in out.stdout
-    from params import Params          # the source's params as loaded: defaults filled in
+    from params import Params  # the source's params as loaded: defaults filled in
     source = json.loads(Params.load(ROOT / "pretrained" / name / "params.json").to_json())
     saved = json.loads((tmp_path / "r" / "params.json").read_text())
     assert saved["network"] == source["network"]

@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -163,8 +162,7 @@ def test_bad_checkpoints_and_params_are_clear_errors(tmp_path):
     assert out.returncode == 2 and "not valid JSON" in out.stderr
 
 
-@pytest.mark.parametrize("extra", [
-    ["--set", "conditioning=class"],
+@pytest.mark.parametrize("extra", [       # conditioning=class: the TensorBoard test below
     ["--set", "conditioning=mel", "--set", "hop_length=64", "--set", "n_mels=32"],
     ["--set", "mixed_precision=true"],
 ])
@@ -196,3 +194,22 @@ def test_two_replicas_train_exactly_like_one(tmp_path):
     assert_same_losses(one.stdout, two.stdout)
     ckpt = lambda run, n: tmp_path / run / "checkpoints" / f"ckpt-{n}"      # noqa: E731
     assert_same_update(ckpt("one", 12), ckpt("two", 12), ckpt("one", 11))
+
+
+def test_class_conditioning_trains_and_logs_tensorboard_samples(tmp_path):
+    """train.py's preview (_audio_sampler): two 1 s clips, labels 0 and 1, sampled by a
+    Pipeline around the model being trained (Pipeline.from_loaded), logged to TensorBoard."""
+    run = tmp_path / "run"
+    out = train(run, "--preset", "tiny", "--steps", "6", "--set", "log_every=2",
+                "--set", "conditioning=class", "--set", "audio_every=6")
+    assert out.returncode == 0, out.stderr
+    assert all(np.isfinite(losses(out.stdout))) and len(losses(out.stdout)) == 3
+    clips = []
+    for path in (run / "logs").rglob("events.out.tfevents*"):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            clips += [v.tensor.string_val for v in event.summary.value
+                      if v.tag == "samples/audio"]
+    assert len(clips) == 1 and len(clips[0]) == 4            # 2 × (WAV, label)
+    audio, rate = tf.audio.decode_wav(clips[0][0])
+    assert audio.shape == (int(rate), 1) and np.isfinite(audio.numpy()).all()

@@ -7,13 +7,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from configs import get_preset
 from diffusion.core.guidance import draw_keep_mask, guided
-from diffusion.core.objectives import (EpsilonObjective, VObjective, draw_sigmas_and_noise,
-                                  make_objective, v_loss)
+from diffusion.core.objectives import (
+    EpsilonObjective,
+    VObjective,
+    draw_sigmas_and_noise,
+    make_objective,
+    v_loss,
+)
 from diffusion.core.sampling import sample
 from diffusion.core.schedulers import VScheduler
 from network.unet1d import UNet1D
-from configs import get_preset
 from params import apply_overrides
 
 

@@ -9,7 +9,8 @@ import tensorflow as tf
 
 from data.features import log_mel, read_mono
 from data.mel_convert import log_mel_to_audio
-from evaluation.vocoder import log_mel_l1_db, markdown, spectral_convergence
+from evaluation.vocoder import log_mel_l1_db, spectral_convergence
+from evaluation.vocoder_writer import markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGIT = ROOT / "dataset" / "digits" / "seven_0031.flac"
@@ -122,11 +123,11 @@ class ZeroScorer:
 
 
 def test_vocoder_report_scores_real_griffin_lim_and_vocoder(tiny_vocoder):
-    from diffusion.families.registry import load_run
+    from diffusion import Pipeline
     from evaluation.vocoder import VERSIONS, vocoder_report
-    params, family, model = load_run(tiny_vocoder)
+    pipe = Pipeline.from_pretrained(tiny_vocoder)
     # Chorales cut to a second like the digits: the 34 clips vocode in one batch (cheap).
-    report = vocoder_report(params, family, model, ROOT / "dataset/splits/heldout.jsonl",
+    report = vocoder_report(pipe, ROOT / "dataset/splits/heldout.jsonl",
                             classifier=ZeroScorer(), log=None, max_seconds=1.0,
                             scorers={"head_accuracy": ZeroScorer(), "sphinx_accuracy": "absent"})
     digits, music = report["groups"]["digits"], report["groups"]["music"]
@@ -174,23 +175,24 @@ def test_vocoder_report_scores_real_griffin_lim_and_vocoder(tiny_vocoder):
         "(dB) ↓ |" in text and "**loses** | directly: it is the loss |" in text
     assert "| vocoder + consistency vs griffin-lim + refinement | digit head ↑ | +0.0 pts " \
         "[+0.0, +0.0] | **tie** | mel-type" in text
-    params.network.conditioning = "none"
+    pipe.params.network.conditioning = "none"
     with pytest.raises(ValueError, match="not a mel vocoder"):
-        vocoder_report(params, family, model, ROOT / "dataset/splits/heldout.jsonl")
+        vocoder_report(pipe, ROOT / "dataset/splits/heldout.jsonl")
 
 
 def test_the_refined_control_uses_the_consistent_rows_refinement(tiny_vocoder):
     """Griffin-Lim + refinement follows the run's refine settings: none, and it is Griffin-Lim."""
-    from diffusion.families.registry import load_run
+    from diffusion import Pipeline
     from evaluation.vocoder import heldout_clips, vocoded_versions
-    params, family, model = load_run(tiny_vocoder)
+    pipe = Pipeline.from_pretrained(tiny_vocoder)
+    params = pipe.params
     clips = heldout_clips(ROOT / "dataset/splits/heldout-digits.jsonl", params, max_clips=2)
     audio = np.stack([a for _, a, _ in clips])
     params.network.consistency, params.network.refine_steps = 0.3, 0
-    same = vocoded_versions(family, model, audio, 0, ("griffin-lim", "griffin-lim-refined"))
+    same = vocoded_versions(pipe, audio, 0, ("griffin-lim", "griffin-lim-refined"))
     np.testing.assert_array_equal(same["griffin-lim"], same["griffin-lim-refined"])
     params.network.refine_steps, params.network.refine_rate = 5, 1e-3
-    moved = vocoded_versions(family, model, audio, 0, ("griffin-lim-refined",))
+    moved = vocoded_versions(pipe, audio, 0, ("griffin-lim-refined",))
     assert np.abs(moved["griffin-lim-refined"] - same["griffin-lim"]).max() > 0
 
 
@@ -198,8 +200,10 @@ def test_corpus_rows_are_reported_per_source(tiny_vocoder, tmp_path):
     """Rows with "source" and "voice" (dataset/build_vocoder_corpus.py): per-source figures;
     an unlabelled voice is speech, not music."""
     import json
-    from diffusion.families.registry import load_run
-    from evaluation.vocoder import vocoder_report, write_sets
+
+    from diffusion import Pipeline
+    from evaluation.vocoder import vocoder_report
+    from evaluation.vocoder_writer import write_sets
     splits = ROOT / "dataset" / "splits"
     rows = [json.loads(line) for line in (splits / "heldout-digits.jsonl").open()][:4]
     fields = [("festival", "kal", True), ("festival", "slt", True), ("kokoro", "jf_nezumi", True),
@@ -209,8 +213,8 @@ def test_corpus_rows_are_reported_per_source(tiny_vocoder, tmp_path):
                                         "label": r["label"] if keep else None, "source": s,
                                         "voice": v, "split": "valid"}) + "\n"
                             for r, (s, v, keep) in zip(rows, fields)))
-    params, family, model = load_run(tiny_vocoder)
-    report = vocoder_report(params, family, model, data, log=None, keep_audio=True)
+    report = vocoder_report(Pipeline.from_pretrained(tiny_vocoder), data, log=None,
+                            keep_audio=True)
     assert set(report["groups"]) == {"digits", "speech"}
     assert report["groups"]["speech"]["real"]["clips"] == 1
     assert report["voices"] == {"festival": ["kal", "slt"], "kokoro": ["jf_nezumi"]}
@@ -227,6 +231,7 @@ def test_corpus_rows_are_reported_per_source(tiny_vocoder, tmp_path):
 
 def test_demo_plays_a_pretrained_vocoder(tiny_vocoder, tmp_path, capsys):
     import re
+
     from demo import main as demo
     from export import main as export
     from train import main as train
@@ -257,6 +262,7 @@ def test_demo_plays_a_pretrained_vocoder(tiny_vocoder, tmp_path, capsys):
 
 def test_evaluate_a_vocoder_run(tiny_vocoder, tmp_path, capsys, monkeypatch):
     import json
+
     from evaluate import main as evaluate
     out = tmp_path / "eval"
     heldout = str(ROOT / "dataset/splits/heldout-chorales.jsonl")     # music only: BirdNET

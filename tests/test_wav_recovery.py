@@ -3,12 +3,20 @@ decoded, equal to libsndfile's where it reads the file and to the written signal
 import numpy as np
 import pytest
 import soundfile as sf
+from test_bad_input_matrix import (
+    RATE,
+    _bw64,
+    _channel_mask,
+    _chunks_before_data,
+    _cut,
+    _data_size,
+    _patched,
+    tone,
+)
 
+from configs import get_preset
 from data.audio_io import PCM_RAW, probe, read
 from data.pipeline import prepare
-from configs import get_preset
-from test_bad_input_matrix import (RATE, _bw64, _channel_mask, _chunks_before_data, _cut,
-                                   _data_size, _patched, tone)
 
 CASES = {   # name → (writer, exact: equal to the written 16-bit signal)
     "s0.wav": _patched("s0.wav", _data_size(0)),

@@ -26,12 +26,11 @@ import numpy as np
 import tensorflow as tf
 
 from data.figures import clip_figure_png
-from diffusion.training.checkpoints import (is_packaged, latest_checkpoint, load_packaged,
-                                             restore)
-from diffusion.training.ema import EMA
 from diffusion.core.objectives import make_objective
-from diffusion.training.precision import apply_policy
 from diffusion.core.schedule import NoiseSchedule
+from diffusion.training.checkpoints import is_packaged, latest_checkpoint, load_packaged, restore
+from diffusion.training.ema import EMA
+from diffusion.training.precision import apply_policy
 from diffusion.training.strategy import is_chief
 
 

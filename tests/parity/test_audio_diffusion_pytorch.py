@@ -17,14 +17,14 @@ import tensorflow as tf
 import torch
 from a_unet import ResnetBlock as TheirResnet
 from a_unet import T, UpsampleInterpolate
-from audio_diffusion_pytorch import diffusion as adp
 from audio_diffusion_pytorch import VDiffusion, VSampler
+from audio_diffusion_pytorch import diffusion as adp
+from parity_util import report
 
 from diffusion.core.objectives import v_loss
 from diffusion.core.sampling import sample
 from diffusion.core.schedulers import VScheduler
 from network.unet1d import Level, ResnetBlock
-from parity_util import report
 
 SHAPE = (3, 2, 512)                     # [B, C, T] theirs; ours [B, T, C]
 

@@ -10,14 +10,13 @@ import tensorflow as tf
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from diffusers.schedulers import scheduling_ddpm
-
-from diffusion.core.schedulers import build_scheduler
-from diffusion.families.registry import load_run
-from diffusion.core.schedulers import AncestralScheduler
-from diffusion.core.schedulers import DDIMScheduler as OurDDIM
-from diffusion.core.schedule import NoiseSchedule
-from diffusion.families.convert import ConvertError, convert_diffusers, main
 from parity_util import report
+
+from diffusion.core.schedule import NoiseSchedule
+from diffusion.core.schedulers import AncestralScheduler, build_scheduler
+from diffusion.core.schedulers import DDIMScheduler as OurDDIM
+from diffusion.families.convert import ConvertError, convert_diffusers, main
+from diffusion.families.registry import load_run
 
 TETICIO_256 = dict(
     sample_size=256, in_channels=1, out_channels=1, layers_per_block=2,
@@ -83,7 +82,7 @@ def test_pipeline_layout_and_bad_directories(tmp_path, capsys):
     params, _, _ = load_run(str(tmp_path / "run"))
     assert (params.network.x_res, params.network.n_fft, params.network.n_iter) == (32, 1024, 16)
     assert params.data.crop_samples == 32 * 256 - 1 and params.diffusion.num_steps == 1000
-    import generate                                   # the converted run samples like any other
+    import generate  # the converted run samples like any other
     assert generate.main(["--run", str(tmp_path / "run"), "--steps", "2", "--num", "1",
                           "--out", str(tmp_path / "out")]) == 0
     assert len(list((tmp_path / "out").glob("*.wav"))) == 1

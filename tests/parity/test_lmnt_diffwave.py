@@ -15,12 +15,12 @@ from diffwave import inference as lmnt_inference
 from diffwave.model import DiffWave as LmntDiffWave
 from diffwave.params import AttrDict
 from diffwave.params import params as lmnt_base
-
-from diffusion.core.schedulers import build_scheduler
-from diffusion.families.registry import load_run
-from diffusion.core.sampling import initial_noise, sample, step_noise
-from diffusion.families.convert import ConvertError, convert_lmnt, main, write_run
 from parity_util import report
+
+from diffusion.core.sampling import initial_noise, sample, step_noise
+from diffusion.core.schedulers import build_scheduler
+from diffusion.families.convert import ConvertError, convert_lmnt, main
+from diffusion.families.registry import load_run
 
 FRAMES = 8                                   # mel frames: 8 × 256 = 2048 samples
 STEPS = [0, 7, 49, 0.8941, 22.9925, 42.9186]  # integer rows and fast-6's fractional steps

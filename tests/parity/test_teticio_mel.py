@@ -12,7 +12,6 @@ import soundfile
 from audiodiffusion.mel import Mel as TheirMel
 
 from data.mel import Mel
-from parity_util import report
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = {"teticio 256": dict(x_res=256, y_res=256, sample_rate=22050, n_fft=2048,

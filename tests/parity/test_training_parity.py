@@ -21,12 +21,12 @@ from diffwave import learner as lmnt_learner
 from diffwave.model import DiffWave as LmntDiffWave
 from diffwave.params import AttrDict
 from diffwave.params import params as lmnt_base
+from parity_util import report
 
 from diffusion.families.convert import convert_lmnt
 from diffusion.families.convert.lmnt import load_lmnt_weights
 from diffusion.families.diffwave import DiffWaveFamily
 from diffusion.training.engine import Trainer
-from parity_util import report
 
 # lmnt's learner builds its (disabled) CUDA autocast and GradScaler with the deprecated API.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.cuda.amp:FutureWarning")

@@ -7,9 +7,8 @@ import urllib.request
 import numpy as np
 import pytest
 import soundfile as sf
-from gradio_client import handle_file
-
 from conftest import CHORALES, DIGITS
+from gradio_client import handle_file
 
 DIGIT = sorted(DIGITS.glob("*.flac"))[0]
 CHORALE = sorted(CHORALES.glob("*.flac"))[0]

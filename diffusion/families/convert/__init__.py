@@ -31,7 +31,6 @@ from diffusion.families.convert.diffusers import convert_diffusers
 from diffusion.families.convert.lmnt import convert_lmnt
 from diffusion.families.convert.tensors import ConvertError
 
-
 # --- writing the run -----------------------------------------------------------------------------
 
 def write_run(params, model, run_dir):

@@ -5,9 +5,14 @@ import json
 
 import numpy as np
 
-from diffusion.families.convert.tensors import (ConvertError, _conv2d, _linear, _Tensors,
-                                                read_diffusers, with_weights)
-
+from diffusion.families.convert.tensors import (
+    ConvertError,
+    _conv2d,
+    _linear,
+    _Tensors,
+    read_diffusers,
+    with_weights,
+)
 
 # --- diffusers UNet2DModel -----------------------------------------------------------------------
 

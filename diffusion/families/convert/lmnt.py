@@ -5,9 +5,16 @@ import json
 
 import numpy as np
 
-from diffusion.families.convert.tensors import (ConvertError, _conv1d, _dense_from_1x1, _linear,
-                                                _Tensors, _upsampler, read_lmnt, with_weights)
-
+from diffusion.families.convert.tensors import (
+    ConvertError,
+    _conv1d,
+    _dense_from_1x1,
+    _linear,
+    _Tensors,
+    _upsampler,
+    read_lmnt,
+    with_weights,
+)
 
 # --- lmnt DiffWave -------------------------------------------------------------------------------
 

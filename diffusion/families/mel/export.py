@@ -22,7 +22,6 @@ import keras
 import tensorflow as tf
 
 from diffusion.core.sampling import graph_sample
-
 from diffusion.families.export import plain_model
 
 

@@ -108,8 +108,8 @@ class MelPipeline:
 
     # -- sampling ------------------------------------------------------------------------------
     def scheduler(self, steps: int = 50, eta: float | None = None):
-        from diffusion.core.schedulers import DDIMScheduler
         from diffusion.core.schedule import NoiseSchedule
+        from diffusion.core.schedulers import DDIMScheduler
         c = self.scheduler_config
         schedule = NoiseSchedule.linear(c["num_train_timesteps"], c["beta_start"], c["beta_end"])
         scheduler = DDIMScheduler(schedule, eta=c.get("eta", 0.0) if eta is None else eta)

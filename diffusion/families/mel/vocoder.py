@@ -35,6 +35,7 @@ def default_gain_db(mel) -> float:
 def run_vocoder(vocoder, images, mel, gain_db=None, seed: int = 0):
     """uint8 mel-UNet images → DiffWave audio [N, W·hop] (conditioning: data/mel_convert.py)."""
     import tensorflow as tf
+
     from data.mel_convert import image_to_log_mel
     vparams, vfamily, vmodel = vocoder
     gain = default_gain_db(mel) if gain_db is None else gain_db

@@ -15,9 +15,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from diffusion.core.sampling import graph_sample
-
-from diffusion.families.export import plain_model
 from diffusion.core.schedulers import VScheduler
+from diffusion.families.export import plain_model
 
 MAX_SECONDS = 600.0
 

@@ -2,7 +2,7 @@
 
 `pocketsphinx` (PyPI, BSD) ships a US-English acoustic model trained on recordings of real
 people. Restricted by a JSGF grammar to one of the ten digit words ("oh" counts as zero), it
-never saw the TTS voices the project's own classifier (evaluation/digit_classifier.py) is
+never saw the TTS voices the project's own classifier (evaluation/digits/classifier.py) is
 trained on, so its accuracy on generated digits cross-checks that classifier's (issue #18: a
 metric that holds on voices it never heard). It runs on the CPU, offline, ~30 ms per 1 s clip
 (two passes).
@@ -68,5 +68,5 @@ class SphinxDigits:
 
     def accuracy_on_clips(self, clips, labels) -> dict:
         """{"overall", "count", "per_class"} on [(audio [T], rate)] against labels."""
-        from evaluation.digit_classifier import accuracy_table
+        from evaluation.digits.classifier import accuracy_table
         return accuracy_table([self.recognise(a, r) for a, r in clips], labels)

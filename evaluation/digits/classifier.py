@@ -6,10 +6,10 @@
     clf = DigitClassifier.train("dataset/digits", "runs/digit_classifier", seed=0)
 
 Input: 1 s at 16 kHz (shorter clips are zero-padded; of a longer one the loudest second is
-used). The network and front end (log-mel + SpecAugment) are in evaluation/digit_features.py,
+used). The network and front end (log-mel + SpecAugment) are in evaluation/digits/features.py,
 the augmentations (speed, room reverb, noise at 0–30 dB SNR, EQ, telephone band, μ-law and
-codec round trips) in evaluation/digit_augment.py, the leave-one-engine/voice-out evaluation
-and the committed model's recipe in evaluation/digit_crossval.py (`make digit-classifier`).
+codec round trips) in evaluation/digits/augment.py, the leave-one-engine/voice-out evaluation
+and the committed model's recipe in evaluation/digits/crossval.py (`make digit-classifier`).
 
 `train` (evaluate.py --train-digit-classifier): a stratified random split holding out
 `heldout` (20 %) of each digit's clips of a labelled directory, and the light augmentation
@@ -28,9 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 import keras
 import numpy as np
 
-from evaluation.digit_augment import AUGMENT_LIGHT, AUGMENT_PROBS, augment
-from evaluation.digit_features import (ARCHITECTURE, HOP, LENGTH, N_MELS, SAMPLE_RATE,
-                                       build_network)
+from evaluation.digits.augment import AUGMENT_LIGHT, AUGMENT_PROBS, augment
+from evaluation.digits.features import ARCHITECTURE, HOP, LENGTH, N_MELS, SAMPLE_RATE, build_network
 
 WEIGHTS = "model.weights.h5"
 CONFIG = "config.json"
@@ -130,7 +129,7 @@ def fit_model(audio, labels, epochs: int, seed: int = 0, batch_size: int = 32,
 
 class ScoresClips:
     """accuracy() and accuracy_on_clips() of a scorer with predict(audio [N, length] at
-    sample_rate) → digits [N] (DigitClassifier, evaluation/digit_head.DigitHead)."""
+    sample_rate) → digits [N] (DigitClassifier, evaluation/digits/head.DigitHead)."""
 
     def accuracy(self, audio, labels) -> dict:
         """{"overall": acc, "per_class": {label: acc}, "count": n} on labelled clips."""

@@ -2,7 +2,7 @@
 trained on real speech (evaluation/speech_embedding.py), only this small head is ours, trained
 on the synthetic voice corpus. Lin et al. (2020) showed such a head, trained on synthesized
 speech, recognises real talkers; here it is what transfers across engines
-(`python -m evaluation.digit_head_crossval`, `make digit-head`).
+(`python -m evaluation.digits.head_crossval`, `make digit-head`).
 
     head = DigitHead.load("pretrained/digit-head")
     head.predict(audio [N, T] at 16 kHz)                 # → [N] digits
@@ -12,8 +12,8 @@ Input: a clip of up to 1 s (of a longer one, the loudest second), centred in 2 s
 window embeddings [16, 96] (every 80 ms) → flatten → dropout → dense 128 + ReLU → dropout →
 dense 10. MEMBERS such heads (seeds seed, seed+1, …) are averaged (their softmax), each on
 the clip as it is and at tape speeds SPEEDS (test-time augmentation; the mean of all views).
-Trained on precomputed embeddings of several renders of every clip: digit_augment's chain on
-the 2 s signal, and a frequency warp of the embedding's mel input (VTLP, digit_features).
+Trained on precomputed embeddings of several renders of every clip: augment's chain on
+the 2 s signal, and a frequency warp of the embedding's mel input (VTLP, features.py).
 Weights are stored as float16 (MEMBERS × 0.4 MB), without optimizer state.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ import time
 import keras
 import numpy as np
 
-from evaluation.digit_classifier import LENGTH, ScoresClips, fit_length
+from evaluation.digits.classifier import LENGTH, ScoresClips, fit_length
 from evaluation.speech_embedding import PACKAGE, SAMPLE_RATE, WIDTH, SpeechEmbedding, centred
 
 ARCHITECTURE = "speech-embedding-head-v2"
@@ -61,8 +61,8 @@ def fit_head(embeddings, labels, epochs: int = 40, seed: int = 0, batch_size: in
 
 
 def views(audio, speeds=SPEEDS) -> list:
-    """The clip centred in 2 s, and at each tape speed (digit_augment.change_speed)."""
-    from evaluation.digit_augment import change_speed
+    """The clip centred in 2 s, and at each tape speed (augment.change_speed)."""
+    from evaluation.digits.augment import change_speed
     clips = centred(audio)
     return [clips] + [change_speed(clips, factor) for factor in speeds]
 

@@ -1,12 +1,12 @@
 """Leave-one-engine-out and leave-voices-out accuracy of the digit classifier, and the committed
 model's recipe (issue #18): `make digit-classifier`, or
 
-    python -m evaluation.digit_crossval [--corpus dataset/cache/voices] [--epochs 20]
+    python -m evaluation.digits.crossval [--corpus dataset/cache/voices] [--epochs 20]
         [--out pretrained/digit-classifier] [--only loeo,final,lovo] [--work runs/digit_crossval]
         [--revoice 0.3]       (the LPC re-voicing augmentation on that share of clips; off)
-    python -m evaluation.digit_crossval --corpus dataset/cache/voices-kokoro --only score:kokoro
-    python -m evaluation.digit_crossval --corpus dataset/cache/voices-kokoro --only score:flite \
-        --scorer sphinx                     # PocketSphinx (evaluation/speech_recognizer.py)
+    python -m evaluation.digits.crossval --corpus dataset/cache/voices-kokoro --only score:kokoro
+    python -m evaluation.digits.crossval --corpus dataset/cache/voices-kokoro --only score:flite \
+        --scorer sphinx                     # PocketSphinx (evaluation/digits/sphinx.py)
         (the committed classifier on Kokoro's neural voices, which it never heard)
 
 The corpus is dataset/build_voices.py's (espeak-ng, flite, festival, Kokoro; tagged by engine,
@@ -27,14 +27,13 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from evaluation.digit_augment import AUGMENT_PROBS
+from evaluation.digits.augment import AUGMENT_PROBS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ENGINES = ("espeak-ng", "flite", "festival", "kokoro")   # those in the corpus are folds
 # Held-out speakers per LOVO fold: every CMU speaker once (kal = flite kal/kal16 + festival kal,
 # slt = flite + festival slt), and four espeak-ng accents.
@@ -66,7 +65,7 @@ def leave_out(groups, held) -> tuple[np.ndarray, np.ndarray]:
 
 def bundled(synths=None):
     """The bundled dataset/digits (audio, labels, engine per clip), optionally only `synths`."""
-    from evaluation.digit_classifier import load_labelled
+    from evaluation.digits.classifier import load_labelled
     directory = ROOT / "dataset" / "digits"
     audio, labels, paths = load_labelled(directory)
     rows = {json.loads(line)["path"]: json.loads(line)["synth"]
@@ -97,7 +96,7 @@ def predictions_by_group(predicted, labels, groups) -> dict:
 
 def run_fold(corpus, name, column, held, epochs, seed, network=None, probs=None,
              log=print) -> dict:
-    from evaluation.digit_classifier import DigitClassifier
+    from evaluation.digits.classifier import DigitClassifier
     train, test = leave_out(corpus[column], held)
     log(f"{name}: train {len(train)} clips, test {len(test)} ({column} {', '.join(held)})")
     clf = DigitClassifier.fit(corpus["audio"][train], corpus["label"][train], epochs, seed,
@@ -116,7 +115,7 @@ def run_fold(corpus, name, column, held, epochs, seed, network=None, probs=None,
 
 def robustness(classifier, seed: int = 0) -> dict:
     """Accuracy per engine on the bundled clips: clean and under three augmentations."""
-    from evaluation import digit_augment as aug
+    from evaluation.digits import augment as aug
     audio, labels, engine = bundled()
     rng = np.random.default_rng(seed)
     variants = {"clean": audio, "telephone 300-3400 Hz": aug.telephone(audio),
@@ -136,15 +135,15 @@ def relative(path) -> str:
 def cpu_model() -> str:
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        name = next(l.split(":", 1)[1].strip() for l in out.splitlines()
-                    if l.startswith("Model name"))
+        name = next(line.split(":", 1)[1].strip() for line in out.splitlines()
+                    if line.startswith("Model name"))
     except (OSError, StopIteration):
         name = platform.processor() or "unknown CPU"
     return f"{name}, {os.cpu_count()} cores"
 
 
 def train_final(corpus, args, network, probs, settings) -> None:
-    from evaluation.digit_classifier import DigitClassifier
+    from evaluation.digits.classifier import DigitClassifier
     print(f"final: train {len(corpus['label'])} clips")
     clf = DigitClassifier.fit(corpus["audio"], corpus["label"], args.epochs, args.seed,
                               network=network, probs=probs, settings=settings, cpu=cpu_model(),
@@ -163,9 +162,9 @@ def score_engine(corpus, engine: str, out, scorer: str = "classifier") -> str:
     """The committed classifier (OUT), or PocketSphinx (scorer "sphinx"), on every corpus clip
     of `engine`, per voice: for voices it never heard (Kokoro's, when OUT was trained without
     them; every voice, for PocketSphinx)."""
-    from evaluation.digit_card import confusions, pct
-    from evaluation.digit_classifier import DigitClassifier
-    from evaluation.speech_recognizer import SphinxDigits
+    from evaluation.digits.card import confusions, pct
+    from evaluation.digits.classifier import DigitClassifier
+    from evaluation.digits.sphinx import SphinxDigits
     keep = corpus["engine"] == engine
     if not keep.any():
         raise ValueError(f"the corpus has no {engine} clips")
@@ -181,7 +180,7 @@ def score_engine(corpus, engine: str, out, scorer: str = "classifier") -> str:
 
 def write_folds(out, folds: dict, settings: str) -> None:
     """Puts the fold results into OUT's config.json and model card (same settings only)."""
-    from evaluation.digit_card import write_card
+    from evaluation.digits.card import write_card
     path = Path(out) / "config.json"
     if not path.exists():
         return
@@ -195,7 +194,7 @@ def write_folds(out, folds: dict, settings: str) -> None:
 
 
 def main(argv=None) -> int:
-    from evaluation.digit_card import fold_table
+    from evaluation.digits.card import fold_table
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--corpus", default=str(ROOT / "dataset" / "cache" / "voices"))
     p.add_argument("--out", default=str(ROOT / "pretrained" / "digit-classifier"))

@@ -211,8 +211,8 @@ def mu_law(audio, bits: int = 8) -> np.ndarray:
 def codec(clip, kind: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Encode and decode one clip with CODECS[kind] through libsndfile (GSM 6.10 runs at 8 kHz:
     the clip is resampled there and back)."""
-    from scipy.signal import resample_poly
     import soundfile as sf
+    from scipy.signal import resample_poly
     fmt, subtype, rate = CODECS[kind]
     x = np.clip(clip, -1, 1)
     if rate != sample_rate:

@@ -76,7 +76,8 @@ class FrequencyWarp(layers.Layer):
         high = ops.minimum(low + 1, bands - 1)
         weight = (position - ops.cast(low, "float32"))[:, None, :, None]
         by_band = tf.transpose(x, [0, 2, 1, 3])                         # [B, F, T, 1]
-        pick = lambda i: tf.transpose(tf.gather(by_band, i, axis=1, batch_dims=1), [0, 2, 1, 3])
+        def pick(i):
+            return tf.transpose(tf.gather(by_band, i, axis=1, batch_dims=1), [0, 2, 1, 3])
         return pick(low) * (1 - weight) + pick(high) * weight
 
 
