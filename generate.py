@@ -131,11 +131,13 @@ def generate(args):
     pipe = Pipeline.from_pretrained(args.run, use_ema=args.ema)
     options = keywords(args)
     if args.encode:                           # DDIM inversion (audio → x_T), written
-        if "from_audio" not in options or options.get("sampler") != "ddim":
+        sampler = options.get("sampler") or pipe.accepts.default_sampler
+        if "from_audio" not in options or sampler != "ddim":
             raise ValueError("--encode inverts --from-audio with DDIM: give --from-audio and "
                              "--sampler ddim")
         pipe.request(**options)               # every argument checked before the work
         noise = pipe.encode(**{k: v for k, v in options.items() if k != "sampler"})
+        options["sampler"] = "ddim"
         os.makedirs(os.path.dirname(os.path.abspath(args.encode)), exist_ok=True)
         np.save(args.encode, noise)
         if "slerp" not in options:            # then decoded: the input again, up to DDIM

@@ -164,10 +164,10 @@ def test_generate_cli_inpaint_encode_slerp(tiny, tmp_path, capsys):
     out = cli(capsys, "--run", run, "--steps", "4", "--out", tmp_path / "n", "--noise", code,
               "--seconds", "0.3")
     assert out.returncode == 0, out.stderr
-    for bad, message in [(["--mask-end", "1"], "give --from-audio"),
+    for bad, message in [(["--mask-end", "1"], "--mask-end: keeps seconds of from_audio"),
                          (["--from-audio", CHORALE, "--encode", "x.npy", "--sampler", "ddpm"],
                           "--sampler ddim"),
-                         (["--noise", code, "--num", "2"], "x.npy: x_T must be")]:
+                         (["--noise", code, "--num", "2"], "--noise: x_T must be")]:
         out = cli(capsys, "--run", run, "--out", tmp_path / "bad", *bad)
         assert out.returncode == 2 and out.stderr.startswith("error: ") and message in \
             out.stderr, out.stderr

@@ -166,7 +166,7 @@ def test_misuse_is_a_one_line_error(runs, tmp_path, capsys):
         (train.main, ["--model", "diffae", "--autoencoder", ae, "--run", str(tmp_path / "d"),
                       *base], "--autoencoder applies to --model diffgen"),
         (generate.main, ["--run", str(dw), "--text", PROMPT, "--out", str(tmp_path / "o")],
-         "is a diffwave run, not text-conditioned; drop --text"),
+         "diffwave run: drop it (it is for text models)"),
         (generate.main, ["--run", ae, "--text", PROMPT, "--out", str(tmp_path / "o")],
          ": drop it (it is for text models)"),
         (generate.main, ["--run", ae, "--out", str(tmp_path / "o")], "--from-audio: " + ae + " is a diffusion autoencoder (diffae run): give the audio"),
