@@ -55,9 +55,9 @@ def test_generates_images_and_audio(trained, tmp_path):
     assert "ddim, 5 steps" in out.stdout                     # the family's default sampler
     wavs = sorted((tmp_path / "o").glob("*.wav"))
     audio, rate = sf.read(wavs[0])
-    assert rate == 22050 and audio.shape == (round(0.8 * 22050),)   # two slices, cropped
+    assert rate == 22050 and audio.shape == (round(0.8 * 22050),)   # whole slices, cropped
     image = tf.io.decode_png(tf.io.read_file(str(wavs[0].with_name(wavs[0].stem + "_image.png")))).numpy()
-    assert image.shape == (32, 64, 1)                           # y_res × (2·x_res)
+    assert image.shape == (32, 96, 1)             # y_res × (3·x_res): the slices covering 0.8 s
     variation = cli(ROOT / "generate.py", "--run", run, "--out", tmp_path / "v", "--steps", "8",
                     "--from-audio", next(CHORALES.glob("*.flac")), "--strength", "0.5")
     assert variation.returncode == 0 and "ddim, 4 steps" in variation.stdout, variation.stderr
