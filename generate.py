@@ -34,14 +34,12 @@ import numpy as np  # noqa: E402
 
 from params import quiet_tensorflow  # noqa: E402
 
-# flag → the Pipeline keyword it sets; a flag left at None is not passed (the model's default).
-KEYWORDS = {"num": "num", "seed": "seed", "sampler": "sampler", "steps": "steps", "eta": "eta",
-            "seconds": "seconds", "label": "label", "mel": "mel", "text": "text",
-            "guidance": "guidance", "decode_steps": "decode_steps", "vocoder": "vocoder",
-            "vocoder_gain_db": "vocoder_gain_db", "consistency": "consistency",
-            "refine_steps": "refine_steps", "from_audio": "from_audio", "strength": "strength",
-            "mask_start": "mask_start", "mask_end": "mask_end", "noise": "noise",
-            "slerp": "slerp", "alpha": "alpha", "loop": "loop", "chunk_seconds": "chunk_seconds"}
+# The flags that are Pipeline keywords (--mask-start → mask_start); one left at None is not
+# passed (the model's default).
+KEYWORDS = ("num", "seed", "sampler", "steps", "eta", "seconds", "label", "mel", "text",
+            "guidance", "decode_steps", "vocoder", "vocoder_gain_db", "consistency",
+            "refine_steps", "from_audio", "strength", "mask_start", "mask_end", "noise", "slerp",
+            "alpha", "loop", "chunk_seconds")
 
 
 def parse_args(argv=None):
@@ -104,14 +102,14 @@ def parse_args(argv=None):
 
 def keywords(args) -> dict:
     """The Pipeline keywords of the flags given (an unset flag keeps the model's default)."""
-    return {key: getattr(args, flag) for flag, key in KEYWORDS.items()
-            if getattr(args, flag) is not None and not (flag == "eta" and not args.eta)}
+    return {key: getattr(args, key) for key in KEYWORDS
+            if getattr(args, key) is not None and not (key == "eta" and not args.eta)}
 
 
 def flag_message(message: str) -> str:
     """A Pipeline error "mask_start: …" in the CLI's words: "--mask-start: …"."""
     name, sep, rest = message.partition(": ")
-    if sep and name in KEYWORDS.values():
+    if sep and name in KEYWORDS:
         return f"--{name.replace('_', '-')}: {rest}"
     return message
 

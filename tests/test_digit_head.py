@@ -100,6 +100,9 @@ def test_crossval_cli_on_a_small_corpus(tmp_path, digits, capsys):
     score:ENGINE with it; the embeddings are cached for a second run."""
     from evaluation.digits import head_crossval as cv
     audio, labels, engine = digits
+    keep = np.concatenate([np.flatnonzero((engine == e) & (labels == d))[:3]      # 90 clips
+                           for e in np.unique(engine) for d in range(10)])
+    audio, labels, engine = audio[keep], labels[keep], engine[keep]
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     np.savez(corpus / "voices.npz", audio=(audio * 32767).astype(np.int16), label=labels,
