@@ -12,6 +12,7 @@ SIGINT/SIGTERM write a checkpoint and exit 0.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -85,6 +86,14 @@ def resolve_params(args) -> Params:
     saved = Params.load(path)
     if args.preset is None:          # resuming: the run's own params, plus any overrides
         requested = apply_overrides(saved, args.overrides)
+    changed = [k for k in requested.to_dict()["train"]
+               if requested.to_dict()["train"][k] != saved.to_dict()["train"][k]]
+    if changed and set(changed) <= RESUME_SETTINGS and \
+            dataclasses.replace(requested, train=saved.train) == saved:
+        requested.save(path)         # the same weights and optimizer: the run goes on with them
+        print("params: " + "; ".join(f"train.{k}: {getattr(saved.train, k)!r} → "
+                                     f"{getattr(requested.train, k)!r}" for k in changed))
+        return requested
     if requested != saved:
         new, old = requested.to_dict(), saved.to_dict()
         diffs = [f"{s}.{k}: {old[s][k]!r} → {new[s][k]!r}" for s in Params.SECTIONS
@@ -94,6 +103,12 @@ def resolve_params(args) -> Params:
         raise ParamsError(f"{path} holds other params ({'; '.join(diffs[:3])}); "
                           f"use a new --run directory or the run's own settings")
     return saved
+
+
+# train keys a run may change when it resumes: they change neither the checkpoint's variables
+# nor what a step computes (bf16 keeps float32 weights and optimizer slots).
+RESUME_SETTINGS = {"mixed_precision", "precision_fallback", "log_every", "checkpoint_every",
+                   "keep_checkpoints", "audio_every", "max_steps"}
 
 
 def base_params(args) -> Params:

@@ -31,6 +31,19 @@ def test_prepare_only_writes_params_and_reports(tmp_path):
     assert clash.returncode == 2
     assert clash.stderr.count("\n") == 1 and "network.residual_channels: 16 → 8" in clash.stderr
     assert json.loads((tmp_path / "r" / "params.json").read_text()) == saved
+    # … except the settings that change neither the variables nor a step's maths: bf16 on
+    # resume is recorded in params.json and the run goes on; a network change with it is not.
+    clash = run("--data", str(ROOT / "dataset" / "digits"), "--run", str(tmp_path / "r"),
+                "--set", "train.mixed_precision=true", "--set", "residual_channels=8",
+                "--prepare-only")
+    assert clash.returncode == 2 and "network.residual_channels: 16 → 8" in clash.stderr
+    bf16 = run("--data", str(ROOT / "dataset" / "digits"), "--run", str(tmp_path / "r"),
+               "--set", "train.mixed_precision=true", "--set", "train.log_every=7",
+               "--prepare-only")
+    assert bf16.returncode == 0, bf16.stderr
+    assert "train.mixed_precision: False → True; train.log_every: 10 → 7" in bf16.stdout
+    resaved = json.loads((tmp_path / "r" / "params.json").read_text())
+    assert resaved["train"]["mixed_precision"] is True and resaved["network"] == saved["network"]
 
 
 def test_errors_are_one_line(tmp_path):
