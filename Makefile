@@ -83,7 +83,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile --ignore=tests/ui tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=30 --ignore=tests/ui tests
 
 # The CPU-dependent files again with oneDNN off: TF's default on AVX2-only x86, Apple Silicon
 # and ARM (Eigen kernels: no dilated Conv2DBackpropInput, bf16 emulated). make test runs with

@@ -278,7 +278,8 @@ def build(server):
                     sampler = gr.Dropdown([], label="Sampler", allow_custom_value=True)
                     steps = gr.Number(None, precision=0, label="Steps (ddim, v; empty: default)")
                     eta = gr.Number(0.0, label="η (ddim; 0 = deterministic)")
-                label = gr.Number(None, precision=0, label="Class label", visible=False)
+                label = gr.Number(None, precision=0, label="Class label", visible=False,
+                                  elem_id="label")
                 text = gr.Textbox(label="Text prompt", visible=False)
                 with gr.Row():
                     guidance = gr.Number(None, label="Guidance (empty: the run's)", visible=False)

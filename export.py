@@ -52,6 +52,21 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+OPTIONS = ("sampler", "steps", "eta", "decode_steps", "chunk_seconds")   # ExportOptions' flags
+
+
+def export_options(args):
+    """The flags a SavedModel fixes, typed (diffusion.requests.ExportOptions)."""
+    from diffusion.requests import ExportOptions
+    return ExportOptions(**{name: getattr(args, name) for name in OPTIONS})
+
+
+def flag_message(message: str) -> str:
+    """An ExportOptions error "decode_steps: …" in the CLI's words: "--decode-steps: …"."""
+    name, sep, rest = message.partition(": ")
+    return f"--{name.replace('_', '-')}: {rest}" if sep and name in OPTIONS else message
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     quiet_tensorflow()
@@ -63,9 +78,9 @@ def main(argv=None) -> int:
         params, family, model = load_run(args.run, use_ema=args.ema)
         if args.format == "pretrained":
             return package(args, params, model)
-        module, what = family.export_module(model, args)    # the family's SavedModel module
+        module, what = family.export_module(model, export_options(args))
     except (RunError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {flag_message(str(e))}", file=sys.stderr)
         return 2
     start = time.perf_counter()
     module.save(args.out)

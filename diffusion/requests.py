@@ -351,6 +351,25 @@ def check_mel(mel, accepts: Accepts):
     return array
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExportOptions:
+    """What a SavedModel fixes at export (export.py): the sampler (fast is DiffWave's; a
+    mel-UNet takes ddim for it), its `steps` (DDIM/V; default 50) and `eta`, diffgen's
+    `decode_steps`, DiffWave's `chunk_seconds` (0: never chunk)."""
+    sampler: str = "fast"
+    steps: int | None = None
+    eta: float = 0.0
+    decode_steps: int = 50
+    chunk_seconds: float = 4.0
+
+    def __post_init__(self):
+        if self.steps is not None:
+            _integer("steps", self.steps, 1)
+        _integer("decode_steps", self.decode_steps, 1, 1000)
+        _fraction("eta", self.eta, ">= 0", lambda v: v >= 0)
+        _fraction("chunk_seconds", self.chunk_seconds, ">= 0", lambda v: v >= 0)
+
+
 REQUESTS = {"waveform": WaveformRequest, "class": WaveformRequest, "vocoder": VocoderRequest,
             "mel-unet": MelRequest, "text": TextRequest, "reconstruct": ReconstructRequest}
 

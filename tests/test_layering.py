@@ -152,6 +152,19 @@ def test_clis_do_not_branch_on_the_model():
     assert offenders == []
 
 
+def test_no_family_method_takes_an_argparse_namespace():
+    """Families talk to callers in typed requests (diffusion/requests.py), never in `args`:
+    a family method with a parameter named args/namespace is a leak of a CLI into the core."""
+    offenders = []
+    for path in (ROOT / "diffusion").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                offenders += [f"{path.relative_to(ROOT)}: {node.name}.{f.name}"
+                              for f in node.body if isinstance(f, ast.FunctionDef)
+                              and {a.arg for a in f.args.args} & {"args", "namespace"}]
+    assert offenders == []
+
+
 def python_files(root: Path) -> list:
     """Every .py of the tree (hidden folders such as .venv left out)."""
     return sorted(p for p in root.rglob("*.py")

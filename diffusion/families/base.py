@@ -21,7 +21,7 @@ and the hooks below, each with a default here, so a new family overrides only wh
     to_audio(x, request)              x₀ → (audio [N, T], images or None); length, seed and
                                       decode steps come in `request`, never from hidden state
     from_audio(audio, num)            audio → x₀ (audio-to-audio)
-    export_module(model, scheduler, args)   a tf.Module for export.py
+    export_module(model, options)     a tf.Module for export.py (requests.ExportOptions)
 """
 from __future__ import annotations
 
@@ -139,22 +139,23 @@ class Family:
     def to_audio(self, x, request: Request):
         raise NotImplementedError
 
-    def export_module(self, model, args):
-        """(a tf.Module with `save(directory)`, a line describing it) for export.py."""
-        raise ValueError(f"{args.run}: SavedModel export of {self.params.model} runs is not in "
-                         f"this version (DiffWave, mel-unet and diffgen runs)")
+    def export_module(self, model, options):
+        """(a tf.Module with `save(directory)`, a line describing it) for export.py's
+        `options` (diffusion.requests.ExportOptions)."""
+        raise ValueError(f"SavedModel export of {self.params.model} runs is not in this "
+                         f"version (DiffWave, mel-unet and diffgen runs)")
 
     def scheduler(self, sampler: str, steps=None, eta: float = 0.0):
         """The run's scheduler by name (fast, ddpm, ddim; v for v families)."""
         from diffusion.core.schedulers import build_scheduler
         return build_scheduler(self.params, sampler, steps, eta, clip=self.ddpm_clip)
 
-    def export_scheduler(self, args, sampler=None):
-        """The scheduler of an ε family's export (--sampler, --steps ≤ T, --eta)."""
+    def export_scheduler(self, options, sampler=None):
+        """The scheduler of an ε family's export (options.sampler, steps ≤ T, eta)."""
         total = self.params.diffusion.num_steps
-        if args.steps is not None and not 1 <= args.steps <= total:
-            raise ValueError(f"--steps must be in 1..{total}, got {args.steps}")
-        return self.scheduler(sampler or args.sampler, args.steps, args.eta)
+        if options.steps is not None and not 1 <= options.steps <= total:
+            raise ValueError(f"steps: must be in 1..{total}, got {options.steps}")
+        return self.scheduler(sampler or options.sampler, options.steps, options.eta)
 
 
 @dataclasses.dataclass

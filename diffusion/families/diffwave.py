@@ -98,9 +98,9 @@ class DiffWaveFamily(WaveformFamily):
             return [num, int(cond["mel"].shape[1]) * self.params.network.hop_length, 1]
         return super().sample_shape(num, seconds)
 
-    def export_module(self, model, args):
-        scheduler = self.export_scheduler(args)
-        chunk = int(args.chunk_seconds * self.params.data.sample_rate)
+    def export_module(self, model, options):
+        scheduler = self.export_scheduler(options)
+        chunk = int(options.chunk_seconds * self.params.data.sample_rate)
         return (SamplerModule(self, model, scheduler, self.params, chunk),
-                f"{args.sampler}, {scheduler.num_inference_steps} steps, "
+                f"{options.sampler}, {scheduler.num_inference_steps} steps, "
                 f"{self.conditioning} conditioning")

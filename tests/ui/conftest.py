@@ -1,6 +1,7 @@
 """The web UI's fixtures: every family's tiny run (a few real train.py steps, as the other tests
 train), two SavedModels, three broken entries, and app.py serving them on a loopback port.
 Skipped as a whole when the UI packages (requirements-ui.txt, `make ui`) are absent."""
+import contextlib
 import os
 import socket
 import subprocess
@@ -88,14 +89,19 @@ class App:
         return Client(self.url, verbose=False)
 
 
-@pytest.fixture(scope="session")
-def app(runs, tmp_path_factory):
-    """app.py --runs RUNS --max-upload-mb 1 on a free loopback port, until the session ends."""
+@pytest.fixture
+def serving():
+    """serving(ARGS, log): a context manager running app.py ARGS (see `serve`)."""
+    return serve
+
+
+@contextlib.contextmanager
+def serve(args, log):
+    """app.py ARGS on a free loopback port (cwd: the repository), stdout to `log`."""
     port = free_port()
-    log = tmp_path_factory.mktemp("app") / "app.log"
     with open(log, "w") as f:
-        process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--runs", str(runs),
-                                    "--port", str(port), "--max-upload-mb", "1"],
+        process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), *map(str, args),
+                                    "--port", str(port)],
                                    stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 120
@@ -106,9 +112,19 @@ def app(runs, tmp_path_factory):
         except OSError:
             assert process.poll() is None and time.time() < deadline, log.read_text()
             time.sleep(0.5)
-    yield App(process, url, log)
-    process.terminate()
     try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield App(process, url, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def app(runs, tmp_path_factory):
+    """app.py --runs RUNS --max-upload-mb 1 on a free loopback port, until the session ends."""
+    with serve(["--runs", runs, "--max-upload-mb", 1],
+                 tmp_path_factory.mktemp("app") / "app.log") as served:
+        yield served

@@ -1,10 +1,12 @@
 """End to end in headless Chromium (Debian's chromium + chromium-driver, driven by selenium):
 the page loads, a run is chosen, a clip is generated, and the clip's source plays in an <audio>
-element at the asked duration. The screenshot goes to the test's tmp dir (and, with
-UI_SCREENSHOT=PATH, a small palette PNG of it to PATH: docs/ui.png is made so)."""
+element at the asked duration; then the same with a bundled model (app.py's default
+directories). Screenshots go to each test's tmp dir (and, with UI_SCREENSHOT=PATH, a small
+palette PNG of the bundled model's to PATH: docs/ui.png is made so)."""
 import os
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 SECONDS = 0.75
 
@@ -31,21 +34,27 @@ def browser():
     driver.quit()
 
 
-def test_generate_a_clip_in_the_browser(app, runs, browser, tmp_path):
-    wait = WebDriverWait(browser, 180)
-    browser.get(app.url)
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#generate"))
-    wait.until(lambda d: " run," in d.find_element(By.ID, "info").text)  # the first form drawn
-    choose = browser.find_element(By.CSS_SELECTOR, "#run input")
-    choose.click()
-    choose.send_keys(Keys.CONTROL, "a")
-    choose.send_keys(f"{runs}/digits", Keys.ENTER)
-    wait.until(lambda d: "diffwave run" in d.find_element(By.ID, "info").text)
-    seconds = browser.find_element(By.CSS_SELECTOR, "#seconds input")
-    seconds.send_keys(Keys.CONTROL, "a")
-    seconds.send_keys(str(SECONDS), Keys.TAB)
+def choose(browser, wait, key, info):
+    """Types `key` into the run box and waits for the form to show `info`."""
+    box = browser.find_element(By.CSS_SELECTOR, "#run input")
+    box.click()
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(key, Keys.ENTER)
+    wait.until(lambda d: info in d.find_element(By.ID, "info").text)
+
+
+def fill(browser, elem_id, value):
+    box = browser.find_element(By.CSS_SELECTOR, f"#{elem_id} input")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(str(value), Keys.TAB)
+
+
+def generate_and_check_the_player(browser, wait, app, seconds):
+    """Generate, then the clip's source plays in Chromium at the asked length."""
     browser.find_element(By.ID, "generate").click()
-    wait.until(lambda d: "Made 1 clip" in d.find_element(By.ID, "status").text)
+    status = wait.until(lambda d: (lambda t: t if "Made" in t or "Error" in t else None)(
+        d.find_element(By.ID, "status").text))
+    assert "Made 1 clip" in status, status
     # Gradio 6 draws the clip with a waveform player whose <audio> gets its data by script; the
     # clip's source is the player's download link: Chromium must play it, at the asked length.
     link = wait.until(lambda d: [a for a in d.find_elements(By.CSS_SELECTOR,
@@ -65,10 +74,39 @@ def test_generate_a_clip_in_the_browser(app, runs, browser, tmp_path):
         document.body.appendChild(audio);
     """, source)
     assert duration["error"] is None and duration["state"] >= 1, duration
-    assert abs(duration["duration"] - SECONDS) < 0.01, duration
+    assert abs(duration["duration"] - seconds) < 0.01, duration
     time.sleep(1)                                     # let the waveform and figures draw
+
+
+def test_generate_a_clip_in_the_browser(app, runs, browser, tmp_path):
+    wait = WebDriverWait(browser, 180)
+    browser.get(app.url)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#generate"))
+    wait.until(lambda d: " run," in d.find_element(By.ID, "info").text)  # the first form drawn
+    choose(browser, wait, f"{runs}/digits", "diffwave run")
+    fill(browser, "seconds", SECONDS)
+    generate_and_check_the_player(browser, wait, app, SECONDS)
     shot = tmp_path / "ui.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+
+
+@pytest.mark.skipif(not (ROOT / "pretrained" / "digits" / "params.json").exists(),
+                    reason="pretrained/digits is not in this checkout")
+def test_a_bundled_model_in_the_browser(serving, browser, tmp_path):
+    """app.py with no --runs lists pretrained/ (and runs/): the bundled class-conditional
+    mel-UNet says a 7, drawn in its labelled figure. The screenshot is docs/ui.png's source."""
+    with serving([], tmp_path / "app.log") as app:
+        wait = WebDriverWait(browser, 300)
+        browser.get(app.url)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#generate"))
+        choose(browser, wait, "pretrained/digits", "labels 0..9")
+        fill(browser, "label", 7)
+        fill(browser, "seconds", 1)
+        generate_and_check_the_player(browser, wait, app, 1.0)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#spectrograms img"))
+        time.sleep(1)
+        shot = tmp_path / "ui.png"
+        assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     if os.environ.get("UI_SCREENSHOT"):               # the README's picture: 64 colours
         from PIL import Image
         image = Image.open(shot).convert("RGB")

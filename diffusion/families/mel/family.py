@@ -158,13 +158,13 @@ class MelUNetFamily(Family):
         return np.stack([mel.image_to_audio(image) for image in images]), images
 
     # --- export.py ---------------------------------------------------------------------------
-    def export_module(self, model, args):
+    def export_module(self, model, options):
         from diffusion.families.mel.export import MelSamplerModule
         if self.encoding_dim and self.conditioning != "class":     # teticio's encodings
-            raise ValueError(f"{args.run}: SavedModel export of encoding-conditioned "
-                             f"(network.encoding_dim) runs is not in this version")
-        sampler = "ddim" if args.sampler == "fast" else args.sampler   # fast is DiffWave's
-        scheduler = self.export_scheduler(args, sampler)
+            raise ValueError("SavedModel export of encoding-conditioned "
+                             "(network.encoding_dim) runs is not in this version")
+        sampler = "ddim" if options.sampler == "fast" else options.sampler  # fast: DiffWave's
+        scheduler = self.export_scheduler(options, sampler)
         module = MelSamplerModule(self, model, scheduler)
         n = self.params.network
         what = ("no conditioning" if not module.num_classes else

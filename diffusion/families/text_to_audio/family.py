@@ -241,13 +241,12 @@ class DiffGenFamily(Family):
     def load_frozen(self) -> None:
         self.autoencoder                        # loads and checks the DiffAE run now
 
-    def export_module(self, model, args):
+    def export_module(self, model, options):
         """Text → audio: a string input, both V loops and the text encoder in the graph."""
         from diffusion.families.text_to_audio.export import TextToAudioModule
-        steps = args.steps or 50
-        for flag, value in (("--steps", steps), ("--decode-steps", args.decode_steps)):
-            if not 1 <= value <= 1000:
-                raise ValueError(f"{flag} must be in 1..1000, got {value}")
+        steps = options.steps or 50
+        if steps > 1000:
+            raise ValueError(f"steps: must be in 1..1000, got {steps}")
         self.load_frozen()
-        return (TextToAudioModule(self, model, steps, args.decode_steps),
-                f"text → audio, {steps} + {args.decode_steps} V steps")
+        return (TextToAudioModule(self, model, steps, options.decode_steps),
+                f"text → audio, {steps} + {options.decode_steps} V steps")
