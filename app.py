@@ -210,7 +210,7 @@ class Server:
         given = {"seconds": float(seconds), "sampler": sampler if pipe.run else None,
                  "steps": int(steps) if steps else None,   # an empty Number: None or 0
                  "eta": eta or None, "label": None if label is None else int(label),
-                 "text": text or None, "guidance": guidance,
+                 "text": text or None, "guidance": guidance or None,  # a browser's empty: 0
                  "decode_steps": None if decode_steps is None else int(decode_steps),
                  "from_audio": source, "mel": mel,
                  "strength": (0.5 if strength is None else strength) if source else None,
@@ -282,7 +282,8 @@ def build(server):
                                   elem_id="label")
                 text = gr.Textbox(label="Text prompt", visible=False)
                 with gr.Row():
-                    guidance = gr.Number(None, label="Guidance (empty: the run's)", visible=False)
+                    guidance = gr.Number(None, label="Guidance (empty or 0: the run's)",
+                                         visible=False)
                     decode_steps = gr.Number(50, precision=0, label="Decoder steps",
                                              visible=False)
                 source = gr.File(label=f"Audio to start from (audio-to-audio / variations; "
@@ -322,7 +323,8 @@ def build(server):
             return [f["info"], show(f["seconds"]),
                     gr.update(choices=f["samplers"], value=f["sampler"], visible=f["run"]),
                     show(f["run"]), show(f["run"]), show(f["label"]), show(f["text"]),
-                    show(f["guidance"]), show(f["text"] and f["run"]), show(f["source"]),
+                    gr.update(visible=f["guidance"], value=None),  # None: the run's scale
+                    show(f["text"] and f["run"]), show(f["source"]),
                     show(f["source"]), show(f["mask"]), show(f["mask"]), show(f["mel"]),
                     show(f["vocoder"])]
 

@@ -104,6 +104,8 @@ def test_a_bundled_model_in_the_browser(serving, browser, tmp_path):
         fill(browser, "seconds", 1)
         generate_and_check_the_player(browser, wait, app, 1.0)
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#spectrograms img"))
+        browser.set_window_size(1280, 1300)           # the form and the labelled figure
+        browser.execute_script("window.scrollTo(0, 0)")
         time.sleep(1)
         shot = tmp_path / "ui.png"
         assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
