@@ -106,7 +106,7 @@ def resolve_params(args) -> Params:
 
 
 # train keys a run may change when it resumes: they change neither the checkpoint's variables
-# nor what a step computes (bf16 keeps float32 weights and optimizer slots).
+# nor the objective (bf16 computes in lower precision; weights and Adam's slots stay float32).
 RESUME_SETTINGS = {"mixed_precision", "precision_fallback", "log_every", "checkpoint_every",
                    "keep_checkpoints", "audio_every", "max_steps"}
 
