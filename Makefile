@@ -90,14 +90,11 @@ test: $(STAMP)
 # this machine's default, and tests/test_portability.py caps oneDNN at AVX2 (no bf16).
 # Kernels only: the CLI, multi-worker and bad-input files check process handling and messages,
 # which oneDNN does not change (make test runs them once).
-PORTABLE_TESTS := test_diffwave_net test_portability test_training test_export test_samplers \
-	test_consistency test_priorgrad
-# … and of those, the tests of process handling and messages, which oneDNN does not change.
-PORTABLE_SKIP := $(addprefix test_training.py::test_,sigkill_then_resume_equals_uninterrupted_run \
-	sigterm_writes_a_final_checkpoint_and_exits_0 divergence_stops_before_the_bad_update \
-	bad_checkpoints_and_params_are_clear_errors class_conditioning_needs_labels \
-	two_replicas_train_exactly_like_one class_conditioning_trains_and_logs_tensorboard_samples) \
-	$(addprefix test_export.py::test_,saved_model_cli_run export_refuses_to_overwrite_and_bad_runs) \
+PORTABLE_TESTS := test_diffwave_net test_portability test_export test_samplers test_consistency \
+	test_priorgrad
+# … and of those, the tests of messages, which oneDNN does not change. Training with oneDNN off
+# is test_portability's (test_training.py runs once, in make test).
+PORTABLE_SKIP := $(addprefix test_export.py::test_,saved_model_cli_run export_refuses_to_overwrite_and_bad_runs) \
 	$(addprefix test_samplers.py::test_,bad_scheduler_arguments) \
 	$(addprefix test_consistency.py::test_,consistency_params_are_checked) \
 	$(addprefix test_priorgrad.py::test_,params_validate_the_prior)
