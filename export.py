@@ -24,6 +24,7 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from diffusion.requests import flag_message  # noqa: E402
 from params import quiet_tensorflow  # noqa: E402
 
 
@@ -61,12 +62,6 @@ def export_options(args):
     return ExportOptions(**{name: getattr(args, name) for name in OPTIONS})
 
 
-def flag_message(message: str) -> str:
-    """An ExportOptions error "decode_steps: …" in the CLI's words: "--decode-steps: …"."""
-    name, sep, rest = message.partition(": ")
-    return f"--{name.replace('_', '-')}: {rest}" if sep and name in OPTIONS else message
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     quiet_tensorflow()
@@ -80,7 +75,7 @@ def main(argv=None) -> int:
             return package(args, params, model)
         module, what = family.export_module(model, export_options(args))
     except (RunError, ValueError) as e:
-        print(f"error: {flag_message(str(e))}", file=sys.stderr)
+        print(f"error: {flag_message(str(e), OPTIONS)}", file=sys.stderr)
         return 2
     start = time.perf_counter()
     module.save(args.out)

@@ -32,6 +32,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
+from diffusion.requests import flag_message  # noqa: E402
 from params import quiet_tensorflow  # noqa: E402
 
 # The flags that are Pipeline keywords (--mask-start → mask_start); one left at None is not
@@ -106,14 +107,6 @@ def keywords(args) -> dict:
             if getattr(args, key) is not None and not (key == "eta" and not args.eta)}
 
 
-def flag_message(message: str) -> str:
-    """A Pipeline error "mask_start: …" in the CLI's words: "--mask-start: …"."""
-    name, sep, rest = message.partition(": ")
-    if sep and name in KEYWORDS:
-        return f"--{name.replace('_', '-')}: {rest}"
-    return message
-
-
 def progress_bar(sampler):
     """progress(i, total) drawing a bar on stderr (a terminal's)."""
     def progress(i, total):
@@ -157,7 +150,7 @@ def main(argv=None) -> int:
     except (RunError, AudioError, ValueError, OSError) as e:
         if sys.stderr.isatty():
             print(file=sys.stderr)
-        print(f"error: {flag_message(str(e))}", file=sys.stderr)
+        print(f"error: {flag_message(str(e), KEYWORDS)}", file=sys.stderr)
         return 2
     if sys.stderr.isatty():
         print(file=sys.stderr)

@@ -86,18 +86,16 @@ def resolve_params(args) -> Params:
     saved = Params.load(path)
     if args.preset is None:          # resuming: the run's own params, plus any overrides
         requested = apply_overrides(saved, args.overrides)
-    changed = [k for k in requested.to_dict()["train"]
-               if requested.to_dict()["train"][k] != saved.to_dict()["train"][k]]
-    if changed and set(changed) <= RESUME_SETTINGS and \
+    new, old = requested.to_dict(), saved.to_dict()
+    diffs = [f"{s}.{k}: {old[s][k]!r} → {new[s][k]!r}" for s in Params.SECTIONS
+             for k in new[s] if new[s][k] != old[s][k]]
+    changed = {k for k in new["train"] if new["train"][k] != old["train"][k]}
+    if changed and changed <= RESUME_SETTINGS and \
             dataclasses.replace(requested, train=saved.train) == saved:
         requested.save(path)         # the same weights and optimizer: the run goes on with them
-        print("params: " + "; ".join(f"train.{k}: {getattr(saved.train, k)!r} → "
-                                     f"{getattr(requested.train, k)!r}" for k in changed))
+        print("params: " + "; ".join(diffs))
         return requested
     if requested != saved:
-        new, old = requested.to_dict(), saved.to_dict()
-        diffs = [f"{s}.{k}: {old[s][k]!r} → {new[s][k]!r}" for s in Params.SECTIONS
-                 for k in new[s] if new[s][k] != old[s][k]]
         if new["model"] != old["model"]:
             diffs.insert(0, f"model: {old['model']!r} → {new['model']!r}")
         raise ParamsError(f"{path} holds other params ({'; '.join(diffs[:3])}); "

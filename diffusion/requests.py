@@ -47,6 +47,13 @@ def _fail(argument: str, message: str):
     raise ValueError(f"{argument}: {message}")
 
 
+def flag_message(message: str, arguments) -> str:
+    """A request error "mask_start: …" in a CLI's words, "--mask-start: …", when `arguments`
+    (the CLI's flags that are request arguments) holds its name."""
+    name, sep, rest = message.partition(": ")
+    return f"--{name.replace('_', '-')}: {rest}" if sep and name in arguments else message
+
+
 def _integer(argument: str, value, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         _fail(argument, f"must be an integer, got {value!r}")
